@@ -1,0 +1,89 @@
+package tlscache
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// epoch is where the fake clocks of these tests start.
+var epoch = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *fakeClock { return &fakeClock{t: epoch} }
+
+func (f *fakeClock) Now() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.t
+}
+
+func (f *fakeClock) Advance(d time.Duration) {
+	f.mu.Lock()
+	f.t = f.t.Add(d)
+	f.mu.Unlock()
+}
+
+// hookLog records hook calls.
+type hookLog struct {
+	mu      sync.Mutex
+	news    []string
+	removes []string // "id:reason"
+}
+
+func (h *hookLog) newHook(s *Session) error {
+	h.mu.Lock()
+	h.news = append(h.news, string(s.ID))
+	h.mu.Unlock()
+	return nil
+}
+
+func (h *hookLog) removeHook(s *Session, why Reason) error {
+	h.mu.Lock()
+	h.removes = append(h.removes, fmt.Sprintf("%s:%s", s.ID, why))
+	h.mu.Unlock()
+	return nil
+}
+
+func (h *hookLog) removed() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.removes)
+}
+
+// newTestCache returns a cache on a fake clock whose new and remove hooks
+// are logged.
+func newTestCache(t *testing.T, opts Options) (*Cache, *fakeClock, *hookLog) {
+	t.Helper()
+	clock := newClock()
+	log := &hookLog{}
+	opts.Now = clock.Now
+	if opts.NewHook == nil {
+		opts.NewHook = log.newHook
+	}
+	if opts.RemoveHook == nil {
+		opts.RemoveHook = log.removeHook
+	}
+	return New(&opts), clock, log
+}
+
+// sess returns a session created at epoch+created with the given timeout.
+func sess(id string, created, timeout time.Duration) *Session {
+	return NewSessionAt([]byte(id), nil, []byte("state-"+id), epoch.Add(created), timeout)
+}
+
+// ids lists the IDs of the cached sessions, sorted.
+func ids(c *Cache) []string {
+	var out []string
+	for info := range c.All() {
+		out = append(out, string(info.ID))
+	}
+	slices.Sort(out)
+	return out
+}

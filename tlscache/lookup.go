@@ -1,0 +1,196 @@
+package tlscache
+
+import (
+	"bytes"
+	"errors"
+)
+
+// Lookup finds the session to resume for a connection that offers id under
+// idContext: the path of OpenSSL's ssl_get_prev_session.
+//
+//  1. Unless NoInternalLookup, the internal cache is searched; not finding
+//     the ID counts Misses.
+//  2. If that gave nothing and a get hook is set, the hook is asked. A
+//     result that is not resumable is ignored; a resumable one counts
+//     CbHits.
+//  3. A session under another IDContext is a silent miss that keeps the
+//     entry (ContextMismatches).
+//  4. An expired session counts Timeouts, is removed (the remove hook
+//     fires) and is a miss.
+//  5. Otherwise it is a hit (Hits, and InternalHits or ExternalHits). A
+//     valid get-hook result is copied into the internal cache unless
+//     NoInternalStore.
+//
+// Lookup returns nil on a miss. It runs whatever the mode's role bits: a
+// session added by hand resumes even with mode Off.
+func (c *Cache) Lookup(id, idContext []byte) *Session {
+	return c.lookup(id, idContext, false)
+}
+
+// Take is Lookup for single use (RFC 8446, section 8.1): a session it returns
+// has left the internal cache atomically, with the remove hook called with
+// reason Taken, so two connections racing with one ticket resume at most
+// once. The get hook is asked with take set, and its result is not copied in.
+func (c *Cache) Take(id, idContext []byte) *Session {
+	return c.lookup(id, idContext, true)
+}
+
+func (c *Cache) lookup(id, idContext []byte, take bool) *Session {
+	if len(id) == 0 {
+		return nil
+	}
+	mode := c.Mode()
+	if mode&NoInternalLookup == 0 {
+		s, found := c.lookupInternal(id, idContext, take)
+		if found {
+			return s
+		}
+		c.stats.misses.Add(1)
+	}
+	if c.getHook == nil {
+		return nil
+	}
+	s, err := c.getHook(id, take)
+	if err != nil && !errors.Is(err, ErrCacheMiss) {
+		c.stats.storeErrors.Add(1)
+	}
+	if s == nil || err != nil || !s.Resumable() {
+		return nil
+	}
+	c.stats.cbHits.Add(1)
+	now := c.now()
+	s.fillDefaults(unixNano(now), c.Timeout(), false)
+	if !bytes.Equal(s.IDContext, idContext) {
+		c.stats.contextMismatches.Add(1)
+		return nil
+	}
+	if s.ExpiredAt(now) {
+		c.stats.timeouts.Add(1)
+		if !take {
+			c.removeID(s.ID, s)
+			c.callRemove([]*Session{s}, Expired)
+		}
+		return nil
+	}
+	if !take && mode&NoInternalStore == 0 {
+		c.Add(s)
+	}
+	c.stats.hits.Add(1)
+	c.stats.externalHits.Add(1)
+	return s
+}
+
+// lookupInternal searches the internal cache. found is false only when the
+// ID is not cached; a context mismatch or an expired session is found and
+// gives a nil session.
+func (c *Cache) lookupInternal(id, idContext []byte, take bool) (s *Session, found bool) {
+	now := unixNano(c.now())
+	if take {
+		c.mu.Lock()
+	} else {
+		c.mu.RLock()
+	}
+	s = c.m[string(id)]
+	if s == nil {
+		c.unlock(take)
+		return nil, false
+	}
+	if !bytes.Equal(s.IDContext, idContext) {
+		c.unlock(take)
+		c.stats.contextMismatches.Add(1)
+		return nil, true
+	}
+	if now > s.exp {
+		c.unlock(take)
+		c.stats.timeouts.Add(1)
+		c.removeExpired(s)
+		return nil, true
+	}
+	if take {
+		c.unlinkLocked(s)
+		s.notResumable.Store(true)
+	}
+	c.unlock(take)
+	c.stats.hits.Add(1)
+	c.stats.internalHits.Add(1)
+	if take {
+		c.callRemove([]*Session{s}, Taken)
+	}
+	return s, true
+}
+
+func (c *Cache) unlock(write bool) {
+	if write {
+		c.mu.Unlock()
+	} else {
+		c.mu.RUnlock()
+	}
+}
+
+// removeExpired removes s if it is still the cached session for its ID.
+func (c *Cache) removeExpired(s *Session) {
+	c.mu.Lock()
+	cached := s.owner.Load() == c
+	if cached {
+		c.unlinkLocked(s)
+		s.notResumable.Store(true)
+	}
+	c.mu.Unlock()
+	if cached {
+		c.callRemove([]*Session{s}, Expired)
+	}
+}
+
+// NewSession records a session that a handshake of the given role (Client
+// or Server) has just created: OpenSSL's ssl_update_cache. When the mode has
+// that role, the session is added to the internal cache unless
+// NoInternalStore is set, and the new hook is called either way. An unset
+// creation time and timeout get their defaults in every case, so that the
+// hook sees them. It reports whether the session was added.
+func (c *Cache) NewSession(role Mode, s *Session) bool {
+	mode := c.Mode()
+	if s == nil || len(s.ID) == 0 || mode&role&Both == 0 {
+		return false
+	}
+	added := false
+	if mode&NoInternalStore == 0 {
+		added = c.Add(s)
+	} else {
+		s.fillDefaults(unixNano(c.now()), c.Timeout(), false)
+	}
+	if c.newHook != nil {
+		if err := c.newHook(s); err != nil {
+			c.stats.storeErrors.Add(1)
+		}
+	}
+	return added
+}
+
+// HandshakeStart counts a handshake of the given role (Client or Server) as
+// started: Connect or Accept.
+func (c *Cache) HandshakeStart(role Mode) {
+	switch role {
+	case Client:
+		c.stats.connect.Add(1)
+	case Server:
+		c.stats.accept.Add(1)
+	}
+}
+
+// HandshakeDone counts a handshake of the given role as completed
+// (ConnectGood or AcceptGood). Unless NoAutoClear is set, every 255th
+// completed handshake of a role that the mode has runs Flush(now).
+func (c *Cache) HandshakeDone(role Mode) {
+	var n int64
+	switch role {
+	case Client:
+		n = c.stats.connectGood.Add(1)
+	case Server:
+		n = c.stats.acceptGood.Add(1)
+	default:
+		return
+	}
+	if mode := c.Mode(); n%255 == 0 && mode&role != 0 && mode&NoAutoClear == 0 {
+		c.Flush(c.now())
+	}
+}

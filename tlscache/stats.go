@@ -1,0 +1,51 @@
+package tlscache
+
+import "sync/atomic"
+
+// Stats are the cache's counters, named as OpenSSL names them
+// (SSL_CTX_sess_number, SSL_CTX_sess_hits and the rest), plus the counters
+// OpenSSL lacks that an operator of a fleet needs.
+type Stats struct {
+	Number      int   // sessions cached now (SSL_CTX_sess_number)
+	Connect     int64 // client handshakes started (SSL_CTX_sess_connect)
+	ConnectGood int64 // client handshakes completed (SSL_CTX_sess_connect_good)
+	Accept      int64 // server handshakes started (SSL_CTX_sess_accept)
+	AcceptGood  int64 // server handshakes completed (SSL_CTX_sess_accept_good)
+	Hits        int64 // lookups that returned a session to resume (SSL_CTX_sess_hits)
+	CbHits      int64 // resumable sessions the get hook returned (SSL_CTX_sess_cb_hits)
+	Misses      int64 // internal lookups that found nothing (SSL_CTX_sess_misses)
+	Timeouts    int64 // sessions found expired at lookup (SSL_CTX_sess_timeouts)
+	CacheFull   int64 // sessions evicted for room (SSL_CTX_sess_cache_full)
+
+	// Beyond OpenSSL.
+	ContextMismatches int64 // sessions found under another IDContext: a silent miss
+	StoreErrors       int64 // hooks (external stores) that returned an error
+	InternalHits      int64 // Hits served by the internal cache
+	ExternalHits      int64 // Hits served by the get hook
+}
+
+// counters are updated without the cache lock.
+type counters struct {
+	connect, connectGood, accept, acceptGood  atomic.Int64
+	hits, cbHits, misses, timeouts, cacheFull atomic.Int64
+	contextMismatches, storeErrors            atomic.Int64
+	internalHits, externalHits                atomic.Int64
+}
+
+func (c *counters) snapshot() Stats {
+	return Stats{
+		Connect:           c.connect.Load(),
+		ConnectGood:       c.connectGood.Load(),
+		Accept:            c.accept.Load(),
+		AcceptGood:        c.acceptGood.Load(),
+		Hits:              c.hits.Load(),
+		CbHits:            c.cbHits.Load(),
+		Misses:            c.misses.Load(),
+		Timeouts:          c.timeouts.Load(),
+		CacheFull:         c.cacheFull.Load(),
+		ContextMismatches: c.contextMismatches.Load(),
+		StoreErrors:       c.storeErrors.Load(),
+		InternalHits:      c.internalHits.Load(),
+		ExternalHits:      c.externalHits.Load(),
+	}
+}
