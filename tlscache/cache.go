@@ -366,12 +366,13 @@ func (c *Cache) Peek(id []byte) *Session {
 	return c.m[string(id)]
 }
 
-// All yields the metadata of the sessions cached when it is called, soonest
-// expiring first is not promised. The cache is not locked while yielding.
-func (c *Cache) All() iter.Seq[SessionInfo] {
-	return func(yield func(SessionInfo) bool) {
+// All yields the sessions cached when it is called, in no particular order.
+// The cache is not locked while yielding. Use (*Session).Info for the
+// metadata without the secret state.
+func (c *Cache) All() iter.Seq[*Session] {
+	return func(yield func(*Session) bool) {
 		for _, s := range c.snapshot() {
-			if !yield(s.Info()) {
+			if !yield(s) {
 				return
 			}
 		}

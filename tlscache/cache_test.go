@@ -673,8 +673,8 @@ func TestAllListsMetadata(t *testing.T) {
 	s := withCtx(sess("id", time.Minute, time.Hour), []byte("ctx"))
 	c.Add(s)
 	var got []SessionInfo
-	for info := range c.All() {
-		got = append(got, info)
+	for s := range c.All() {
+		got = append(got, s.Info())
 	}
 	want := []SessionInfo{{
 		ID: []byte("id"), IDContext: []byte("ctx"),

@@ -81,8 +81,8 @@ func sess(id string, created, timeout time.Duration) *Session {
 // ids lists the IDs of the cached sessions, sorted.
 func ids(c *Cache) []string {
 	var out []string
-	for info := range c.All() {
-		out = append(out, string(info.ID))
+	for s := range c.All() {
+		out = append(out, string(s.ID))
 	}
 	slices.Sort(out)
 	return out

@@ -1,0 +1,197 @@
+package adapter
+
+import (
+	"crypto/tls"
+	"fmt"
+
+	"github.com/tlscache/tlscache/tlscache"
+)
+
+// DefaultTicketsPerKey is how many tickets a single-use ClientCache keeps
+// per server when ClientOptions.TicketsPerKey is zero.
+const DefaultTicketsPerKey = 4
+
+// ClientOptions configure a ClientCache. The zero value means the defaults.
+type ClientOptions struct {
+	// IDContext is stored with every session and required on lookup, so
+	// that configs with different trust settings (RootCAs, client
+	// certificates) can share one cache without resuming each other's
+	// sessions. Such configs overwrite each other's session for a server
+	// they both talk to, but never use it.
+	IDContext []byte
+	// SingleUse hands out each ticket at most once (RFC 8446, appendix
+	// C.4): parallel connections to one server each get their own ticket,
+	// and no two connections can be linked by their ticket.
+	SingleUse bool
+	// TicketsPerKey is how many tickets single use keeps per server; zero
+	// means DefaultTicketsPerKey.
+	TicketsPerKey int
+}
+
+// ClientCache is a tls.ClientSessionCache on a tlscache.Cache. The cache's
+// mode applies with the Client bit: without it, handshakes store nothing;
+// NoInternalStore and NoInternalLookup and the hooks work as for OpenSSL.
+// Session IDs are crypto/tls's session keys (the server name, or the
+// address when there is none); with SingleUse, the key followed by a zero
+// byte and the slot number.
+type ClientCache struct {
+	cache *tlscache.Cache
+	opts  ClientOptions
+}
+
+var _ tls.ClientSessionCache = (*ClientCache)(nil)
+
+// NewClientCache returns a ClientCache on cache. A nil cache means a new
+// one in mode Client with the default size and timeout; a nil opts means
+// the defaults.
+func NewClientCache(cache *tlscache.Cache, opts *ClientOptions) *ClientCache {
+	if cache == nil {
+		cache = tlscache.New(&tlscache.Options{Mode: tlscache.Client})
+	}
+	cc := &ClientCache{cache: cache}
+	if opts != nil {
+		cc.opts = *opts
+		cc.opts.IDContext = append([]byte(nil), opts.IDContext...)
+	}
+	if cc.opts.TicketsPerKey <= 0 {
+		cc.opts.TicketsPerKey = DefaultTicketsPerKey
+	}
+	if !cc.opts.SingleUse {
+		cc.opts.TicketsPerKey = 1
+	}
+	return cc
+}
+
+// Cache returns the underlying cache.
+func (cc *ClientCache) Cache() *tlscache.Cache { return cc.cache }
+
+// Install sets cfg.ClientSessionCache to cc and wraps cfg.VerifyConnection
+// (calling the one cfg had) so that verified handshakes count as
+// ConnectGood and drive the automatic flush.
+func (cc *ClientCache) Install(cfg *tls.Config) {
+	cfg.ClientSessionCache = cc
+	user := cfg.VerifyConnection
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		if user != nil {
+			if err := user(cs); err != nil {
+				return err
+			}
+		}
+		cc.cache.HandshakeDone(tlscache.Client)
+		return nil
+	}
+}
+
+// Get is called by crypto/tls once per client handshake: it counts Connect
+// and looks the session up (with SingleUse, takes one).
+func (cc *ClientCache) Get(key string) (*tls.ClientSessionState, bool) {
+	cc.cache.HandshakeStart(tlscache.Client)
+	if !cc.opts.SingleUse {
+		return cc.decode(cc.cache.Lookup([]byte(key), cc.opts.IDContext))
+	}
+	internal := cc.cache.Mode()&tlscache.NoInternalLookup == 0
+	for slot := range cc.opts.TicketsPerKey {
+		id := cc.slotID(key, slot)
+		if internal && cc.cache.Peek(id) == nil {
+			continue
+		}
+		if cs, ok := cc.decode(cc.cache.Take(id, cc.opts.IDContext)); ok {
+			return cs, true
+		}
+	}
+	return nil, false
+}
+
+func (cc *ClientCache) decode(s *tlscache.Session) (*tls.ClientSessionState, bool) {
+	if s == nil {
+		return nil, false
+	}
+	if cs, ok := s.Value.(*tls.ClientSessionState); ok {
+		return cs, true
+	}
+	// From a get hook: only the encoded state travelled.
+	cs, err := decodeClientState(s.State)
+	if err != nil {
+		return nil, false
+	}
+	return cs, true
+}
+
+// Put is called by crypto/tls for each ticket received, and with a nil cs
+// to delete the key's session after a failed resumption or when the
+// server's certificate expired. Deleting never inserts or evicts anything:
+// it removes the key's session(s) and calls the remove hook.
+func (cc *ClientCache) Put(key string, cs *tls.ClientSessionState) {
+	if key == "" {
+		return
+	}
+	if cs == nil {
+		cc.Remove(key)
+		return
+	}
+	s, err := cc.newSession(cc.freeSlot(key), cs)
+	if err != nil {
+		return // nothing crypto/tls can do about it: no resumption next time
+	}
+	cc.cache.NewSession(tlscache.Client, s)
+}
+
+// Add adds a session by hand (SSL_CTX_add_session), whatever the mode.
+func (cc *ClientCache) Add(key string, cs *tls.ClientSessionState) (bool, error) {
+	if key == "" || cs == nil {
+		return false, fmt.Errorf("tlscache/adapter: Add needs a key and a session")
+	}
+	s, err := cc.newSession(cc.freeSlot(key), cs)
+	if err != nil {
+		return false, err
+	}
+	return cc.cache.Add(s), nil
+}
+
+// Remove removes the key's session(s) and reports whether one was cached.
+func (cc *ClientCache) Remove(key string) bool {
+	removed := false
+	for slot := range cc.opts.TicketsPerKey {
+		if cc.cache.RemoveID(cc.slotID(key, slot)) {
+			removed = true
+		}
+	}
+	return removed
+}
+
+func (cc *ClientCache) newSession(id []byte, cs *tls.ClientSessionState) (*tlscache.Session, error) {
+	state, err := encodeClientState(cs)
+	if err != nil {
+		return nil, err
+	}
+	return &tlscache.Session{ID: id, IDContext: cc.opts.IDContext, State: state, Value: cs}, nil
+}
+
+// slotID is the session ID of one of a key's tickets.
+func (cc *ClientCache) slotID(key string, slot int) []byte {
+	if !cc.opts.SingleUse {
+		return []byte(key)
+	}
+	return append([]byte(key), 0, byte(slot))
+}
+
+// freeSlot returns the ID for a new ticket of key: an empty slot, else the
+// slot whose ticket expires first.
+func (cc *ClientCache) freeSlot(key string) []byte {
+	if !cc.opts.SingleUse {
+		return []byte(key)
+	}
+	var oldest []byte
+	var oldestSess *tlscache.Session
+	for slot := range cc.opts.TicketsPerKey {
+		id := cc.slotID(key, slot)
+		s := cc.cache.Peek(id)
+		if s == nil {
+			return id
+		}
+		if oldestSess == nil || s.Expires().Before(oldestSess.Expires()) {
+			oldest, oldestSess = id, s
+		}
+	}
+	return oldest
+}

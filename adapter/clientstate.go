@@ -1,0 +1,172 @@
+package adapter
+
+import (
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/tlscache/tlscache/tlscache"
+)
+
+// ErrInvalidExport is wrapped by every error Import and ImportAll return
+// for bytes that are not a valid export.
+var ErrInvalidExport = errors.New("tlscache/adapter: invalid client session export")
+
+const (
+	clientStateVersion = 1 // first byte of a client session's State
+	exportAllVersion   = 1 // first byte of ExportAll's output
+	maxExportSessions  = 1 << 20
+)
+
+// encodeClientState is a client session's tlscache State: a version byte,
+// the ticket (two-byte length) and crypto/tls's SessionState encoding.
+func encodeClientState(cs *tls.ClientSessionState) ([]byte, error) {
+	ticket, ss, err := cs.ResumptionState()
+	if err != nil {
+		return nil, err
+	}
+	if ss == nil || len(ticket) == 0 || len(ticket) > 0xffff {
+		return nil, fmt.Errorf("tlscache/adapter: client session without a usable ticket")
+	}
+	state, err := ss.Bytes()
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, 3+len(ticket)+len(state))
+	b = append(b, clientStateVersion)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(ticket)))
+	b = append(b, ticket...)
+	return append(b, state...), nil
+}
+
+// decodeClientState parses what encodeClientState wrote, refusing anything
+// crypto/tls could not resume with: bad lengths, a state that does not
+// parse, or a server-side state.
+func decodeClientState(b []byte) (*tls.ClientSessionState, error) {
+	if len(b) < 3 || b[0] != clientStateVersion {
+		return nil, fmt.Errorf("%w: unknown client state version", ErrInvalidExport)
+	}
+	n := int(binary.BigEndian.Uint16(b[1:3]))
+	if n == 0 || 3+n > len(b) {
+		return nil, fmt.Errorf("%w: bad ticket length", ErrInvalidExport)
+	}
+	ticket := append([]byte(nil), b[3:3+n]...)
+	state := b[3+n:]
+	// crypto/tls's encoding starts with the version (2 bytes) and the type:
+	// 1 server, 2 client. A server state would be taken for a client one.
+	if len(state) < 3 || state[2] != 2 {
+		return nil, fmt.Errorf("%w: not a client session state", ErrInvalidExport)
+	}
+	ss, err := tls.ParseSessionState(state)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidExport, err)
+	}
+	return tls.NewResumptionState(ticket, ss)
+}
+
+// Export returns the key's session as bytes, like openssl s_client
+// -sess_out: tlscache's session encoding (a version byte first) around the
+// ticket and crypto/tls's state. The bytes hold the session's secret.
+// With SingleUse it exports the ticket that expires last.
+func (cc *ClientCache) Export(key string) ([]byte, error) {
+	var best *tlscache.Session
+	for slot := range cc.opts.TicketsPerKey {
+		s := cc.cache.Peek(cc.slotID(key, slot))
+		if s != nil && (best == nil || s.Expires().After(best.Expires())) {
+			best = s
+		}
+	}
+	if best == nil {
+		return nil, fmt.Errorf("tlscache/adapter: no session for %q: %w", key, tlscache.ErrCacheMiss)
+	}
+	return best.MarshalBinary()
+}
+
+// Import adds a session that Export returned, like openssl s_client
+// -sess_in. The session keeps its key, context, creation time and timeout.
+// Bytes that are not a valid export give an error wrapping
+// ErrInvalidExport and change nothing.
+func (cc *ClientCache) Import(b []byte) error {
+	s, err := parseExport(b)
+	if err != nil {
+		return err
+	}
+	cc.cache.Add(s)
+	return nil
+}
+
+// ExportAll returns every client session in the cache as bytes: a version
+// byte, a count, and each session as Export encodes it.
+func (cc *ClientCache) ExportAll() ([]byte, error) {
+	out := []byte{exportAllVersion, 0, 0, 0, 0}
+	n := 0
+	for s := range cc.cache.All() {
+		if _, ok := s.Value.(*tls.ClientSessionState); !ok {
+			if _, err := decodeClientState(s.State); err != nil {
+				continue // a server session sharing the cache
+			}
+		}
+		b, err := s.MarshalBinary()
+		if err != nil {
+			return nil, err
+		}
+		out = binary.BigEndian.AppendUint32(out, uint32(len(b)))
+		out = append(out, b...)
+		n++
+	}
+	binary.BigEndian.PutUint32(out[1:5], uint32(n))
+	return out, nil
+}
+
+// ImportAll adds every session of an ExportAll output and returns how many
+// it added. It checks all of them first: on an error nothing is added.
+func (cc *ClientCache) ImportAll(b []byte) (int, error) {
+	if len(b) < 5 || b[0] != exportAllVersion {
+		return 0, fmt.Errorf("%w: unknown export version", ErrInvalidExport)
+	}
+	count := binary.BigEndian.Uint32(b[1:5])
+	if count > maxExportSessions {
+		return 0, fmt.Errorf("%w: %d sessions", ErrInvalidExport, count)
+	}
+	rest := b[5:]
+	var sessions []*tlscache.Session
+	for i := range count {
+		if len(rest) < 4 {
+			return 0, fmt.Errorf("%w: session %d truncated", ErrInvalidExport, i)
+		}
+		n := binary.BigEndian.Uint32(rest)
+		if uint64(n) > uint64(len(rest)-4) {
+			return 0, fmt.Errorf("%w: session %d truncated", ErrInvalidExport, i)
+		}
+		s, err := parseExport(rest[4 : 4+n])
+		if err != nil {
+			return 0, fmt.Errorf("session %d: %w", i, err)
+		}
+		sessions = append(sessions, s)
+		rest = rest[4+n:]
+	}
+	if len(rest) != 0 {
+		return 0, fmt.Errorf("%w: %d trailing bytes", ErrInvalidExport, len(rest))
+	}
+	added := 0
+	for _, s := range sessions {
+		if cc.cache.Add(s) {
+			added++
+		}
+	}
+	return added, nil
+}
+
+func parseExport(b []byte) (*tlscache.Session, error) {
+	s := new(tlscache.Session)
+	if err := s.UnmarshalBinary(b); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidExport, err)
+	}
+	cs, err := decodeClientState(s.State)
+	if err != nil {
+		return nil, err
+	}
+	s.Value = cs
+	return s, nil
+}

@@ -1,0 +1,104 @@
+package adapter
+
+import (
+	"context"
+	"net"
+	"slices"
+	"sync"
+
+	"github.com/tlscache/tlscache/tlscache"
+)
+
+// ConnSessions records the sessions of one server connection: the session
+// it resumed from, if any, and the sessions its handshake issued. It is how
+// an http.Handler reaches the sessions behind its request, to Add them to
+// the cache (approve) or Remove them (revoke): controlled resumption.
+//
+// A connection is tracked when its handshake runs under a context made by
+// ConnContext or WithConnSessions; the Server then binds that handshake to
+// the record. Its methods are safe for concurrent use.
+type ConnSessions struct {
+	mu      sync.Mutex
+	resumed *tlscache.Session
+	issued  []*tlscache.Session
+}
+
+type connKey struct{}
+
+// WithConnSessions returns a context carrying a new ConnSessions, for a
+// handshake started with (*tls.Conn).HandshakeContext.
+func WithConnSessions(ctx context.Context) (context.Context, *ConnSessions) {
+	cs := new(ConnSessions)
+	return context.WithValue(ctx, connKey{}, cs), cs
+}
+
+// ConnContext is an http.Server.ConnContext that tracks each connection's
+// sessions; handlers read them with ConnSessionsFrom(r.Context()). It
+// works because net/http runs the TLS handshake under the connection's
+// context.
+func ConnContext(ctx context.Context, _ net.Conn) context.Context {
+	ctx, _ = WithConnSessions(ctx)
+	return ctx
+}
+
+// ConnSessionsFrom returns the record of the connection ctx belongs to, or
+// nil if the connection is not tracked.
+func ConnSessionsFrom(ctx context.Context) *ConnSessions {
+	cs, _ := ctx.Value(connKey{}).(*ConnSessions)
+	return cs
+}
+
+// Resumed returns the session the connection resumed from, or nil for a
+// full handshake.
+func (c *ConnSessions) Resumed() *tlscache.Session {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.resumed
+}
+
+// Issued returns the sessions the connection's handshake issued: one per
+// TLS 1.3 handshake, and for TLS 1.2 the new session of a full handshake or
+// the resumed one again (crypto/tls re-issues it).
+func (c *ConnSessions) Issued() []*tlscache.Session {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.issued)
+}
+
+// All returns the resumed session (if any) followed by the issued ones,
+// each once.
+func (c *ConnSessions) All() []*tlscache.Session {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var all []*tlscache.Session
+	if c.resumed != nil {
+		all = append(all, c.resumed)
+	}
+	for _, s := range c.issued {
+		if s != c.resumed {
+			all = append(all, s)
+		}
+	}
+	return all
+}
+
+func (c *ConnSessions) setResumed(s *tlscache.Session) {
+	c.mu.Lock()
+	c.resumed = s
+	c.mu.Unlock()
+}
+
+func (c *ConnSessions) addIssued(s *tlscache.Session) {
+	c.mu.Lock()
+	c.issued = append(c.issued, s)
+	c.mu.Unlock()
+}
+
+// handshakeDone settles the record once crypto/tls has decided: a session
+// unwrapped but then not used (crypto/tls checks more after UnwrapSession)
+// is not the one resumed from.
+func (c *ConnSessions) handshakeDone(didResume bool) {
+	if !didResume {
+		c.setResumed(nil)
+	}
+}

@@ -1,0 +1,89 @@
+// Package adapter binds a tlscache.Cache to crypto/tls, on both sides.
+//
+// # Server
+//
+// crypto/tls resumes sessions only through tickets; a Server makes each
+// ticket a random identity (IDLen bytes from crypto/rand) under which the
+// session state is kept in the cache, so the application decides which
+// sessions resume:
+//
+//	cache := tlscache.New(nil) // mode Server, 20480 sessions, 7200 s
+//	srv := adapter.NewServer(cache, nil)
+//	srv.Install(tlsConfig)    // WrapSession, UnwrapSession and friends
+//
+// UnwrapSession never fails a handshake: an unknown, malformed, expired or
+// foreign identity, a context mismatch or a failing store is a full
+// handshake. A TLS 1.2 resumption hands out the same identity again, so it
+// does not grow the cache (crypto/tls re-issues a ticket after every TLS 1.2
+// resumption, with the same secret and creation time).
+//
+// Sessions are bound to a context: SHA-256 over ServerOptions.IDContext, the
+// SNI server name, the certificate chain the config serves for that name
+// (the first certificate valid for the name, as crypto/tls picks without
+// the client's algorithms) and the ClientAuth policy. crypto/tls itself
+// checks version, cipher suite, a 7-day age limit and client certificates
+// on resumption, but not the server name or certificate: a ticket issued for
+// a.example would otherwise resume on b.example. With a GetCertificate
+// callback there is no static certificate to bind to, and the adapter does
+// not call GetCertificate (it may have side effects, such as ACME orders):
+// the context then covers the name and policy, and changing
+// ServerOptions.IDContext drops every session when certificates change.
+// ClientCAs are not part of the context because crypto/tls re-verifies a
+// resumed session's client chain against them.
+//
+// # Controlled resumption
+//
+// With mode Server|NoInternalStore, handshakes store nothing; the
+// application adds the sessions it approves (OpenSSL's SSL_CTX_add_session
+// use case). From an http.Handler, the sessions of the request's connection
+// are at hand when the server is configured with ConfigureHTTPServer (or
+// http.Server.ConnContext = ConnContext):
+//
+//	func login(w http.ResponseWriter, r *http.Request) {
+//		conn := adapter.ConnSessionsFrom(r.Context())
+//		for _, s := range conn.Issued() {
+//			cache.Add(s)
+//		}
+//	}
+//
+// Tracking works through GetConfigForClient: the handshake of a tracked
+// connection uses a clone of the config whose callbacks record into the
+// connection's ConnSessions. Revocation removes one session (Revoke), all
+// sessions of a context or server name, or those matching a predicate such
+// as a client certificate (RevokeFunc).
+//
+// # Client
+//
+// ClientCache is a tls.ClientSessionCache on the same core: the Client mode
+// bit, NoInternalStore, NoInternalLookup and the hooks apply, manual Add and
+// Remove work, Put(key, nil) deletes without inserting or evicting, and
+// sessions export and import as bytes (like openssl s_client
+// -sess_out/-sess_in). With ClientOptions.SingleUse several tickets are kept
+// per server and each is used once.
+//
+// # Counting
+//
+// Accept counts ClientHellos (GetConfigForClient); AcceptGood and
+// ConnectGood count handshakes that passed VerifyConnection, which
+// crypto/tls calls on every handshake just before the final Finished
+// messages: Go offers no later hook, so a handshake that fails in its last
+// message is counted as good. Connect counts ClientSessionCache.Get calls,
+// one per client handshake. Hits are lookups that returned a session;
+// crypto/tls may still decline it (for example when the client no longer
+// offers the session's cipher suite).
+//
+// # Security
+//
+// Identities are 16 random bytes: they carry nothing and cannot be forged
+// into a session. The cache holds the sessions' secrets; an export holds a
+// client session's secret, so store it as you would a private key. Memory
+// stays bounded by the cache size, also when TLS 1.3 handshakes fail after
+// the ticket was issued (crypto/tls sends it before the client's Finished),
+// and the per-config caches of server names and contexts are bounded.
+//
+// # Concurrency
+//
+// Server and ClientCache are safe for concurrent use by any number of
+// connections. The callbacks they install take no lock of their own beyond
+// the cache's, except short ones around bounded maps.
+package adapter
