@@ -3,6 +3,7 @@ package adapter
 import (
 	"crypto/tls"
 	"fmt"
+	"sync"
 
 	"github.com/tlscache/tlscache/tlscache"
 )
@@ -37,6 +38,9 @@ type ClientOptions struct {
 type ClientCache struct {
 	cache *tlscache.Cache
 	opts  ClientOptions
+
+	mu      sync.Mutex
+	filling map[string]int // single use: slot IDs being stored by a Put now
 }
 
 var _ tls.ClientSessionCache = (*ClientCache)(nil)
@@ -129,7 +133,9 @@ func (cc *ClientCache) Put(key string, cs *tls.ClientSessionState) {
 		cc.Remove(key)
 		return
 	}
-	s, err := cc.newSession(cc.freeSlot(key), cs)
+	id := cc.reserveSlot(key)
+	defer cc.releaseSlot(id)
+	s, err := cc.newSession(id, cs)
 	if err != nil {
 		return // nothing crypto/tls can do about it: no resumption next time
 	}
@@ -141,7 +147,9 @@ func (cc *ClientCache) Add(key string, cs *tls.ClientSessionState) (bool, error)
 	if key == "" || cs == nil {
 		return false, fmt.Errorf("tlscache/adapter: Add needs a key and a session")
 	}
-	s, err := cc.newSession(cc.freeSlot(key), cs)
+	id := cc.reserveSlot(key)
+	defer cc.releaseSlot(id)
+	s, err := cc.newSession(id, cs)
 	if err != nil {
 		return false, err
 	}
@@ -175,23 +183,48 @@ func (cc *ClientCache) slotID(key string, slot int) []byte {
 	return append([]byte(key), 0, byte(slot))
 }
 
-// freeSlot returns the ID for a new ticket of key: an empty slot, else the
-// slot whose ticket expires first.
-func (cc *ClientCache) freeSlot(key string) []byte {
+// reserveSlot returns the ID for a new ticket of key: with single use, an
+// empty slot, else the slot whose ticket expires first, skipping slots that
+// concurrent Puts are filling. releaseSlot must follow.
+func (cc *ClientCache) reserveSlot(key string) []byte {
 	if !cc.opts.SingleUse {
 		return []byte(key)
 	}
-	var oldest []byte
-	var oldestSess *tlscache.Session
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	var best []byte
+	var bestSess *tlscache.Session
 	for slot := range cc.opts.TicketsPerKey {
 		id := cc.slotID(key, slot)
+		if cc.filling[string(id)] > 0 {
+			continue
+		}
 		s := cc.cache.Peek(id)
 		if s == nil {
-			return id
+			best = id
+			break
 		}
-		if oldestSess == nil || s.Expires().Before(oldestSess.Expires()) {
-			oldest, oldestSess = id, s
+		if bestSess == nil || s.Expires().Before(bestSess.Expires()) {
+			best, bestSess = id, s
 		}
 	}
-	return oldest
+	if best == nil { // every slot is being filled
+		best = cc.slotID(key, 0)
+	}
+	if cc.filling == nil {
+		cc.filling = make(map[string]int)
+	}
+	cc.filling[string(best)]++
+	return best
+}
+
+func (cc *ClientCache) releaseSlot(id []byte) {
+	if !cc.opts.SingleUse {
+		return
+	}
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.filling[string(id)]--; cc.filling[string(id)] <= 0 {
+		delete(cc.filling, string(id))
+	}
 }

@@ -69,6 +69,28 @@ func TestClientNoInternalStoreAndManualAdd(t *testing.T) {
 	})
 }
 
+// Two configs with different trust settings share one cache without
+// resuming each other's sessions.
+func TestClientIDContext(t *testing.T) {
+	forEachVersion(t, func(t *testing.T, version uint16) {
+		p := thePKI(t)
+		s := startServer(t, serverConfig(version, p.leaf(t, "localhost")), tlscache.New(nil), nil)
+		shared := tlscache.New(&tlscache.Options{Mode: tlscache.Client})
+		strict := clientConfig(t, version, "localhost", adapter.NewClientCache(shared, &adapter.ClientOptions{IDContext: []byte("strict")}))
+		lax := clientConfig(t, version, "localhost", adapter.NewClientCache(shared, &adapter.ClientOptions{IDContext: []byte("lax")}))
+		dial(t, s.addr, strict)
+		if dial(t, s.addr, lax).DidResume {
+			t.Fatal("lax config resumed the strict config's session")
+		}
+		if st := shared.Stats(); st.ContextMismatches != 1 {
+			t.Errorf("ContextMismatches = %d, want 1", st.ContextMismatches)
+		}
+		if !dial(t, s.addr, lax).DidResume {
+			t.Fatal("lax config does not resume its own session")
+		}
+	})
+}
+
 // Put(key, nil) deletes without inserting or evicting: a full cache keeps
 // its good sessions.
 func TestClientDeleteEvictsNothing(t *testing.T) {
@@ -158,8 +180,8 @@ func TestClientSingleUse(t *testing.T) {
 	version := uint16(tls.VersionTLS13)
 	s := startServer(t, serverConfig(version, p.leaf(t, "localhost")), tlscache.New(nil), &adapter.ServerOptions{SingleUse: true})
 	cc := adapter.NewClientCache(nil, &adapter.ClientOptions{SingleUse: true, TicketsPerKey: 3})
-	client := clientConfig(t, version, "localhost", cc)
-	parallel := func() (resumed int) {
+	parallel := func(cache tls.ClientSessionCache) (resumed int) {
+		client := clientConfig(t, version, "localhost", cache)
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		for range 3 {
@@ -176,9 +198,9 @@ func TestClientSingleUse(t *testing.T) {
 		wg.Wait()
 		return resumed
 	}
-	// Three parallel first connections each leave a ticket (Go servers send
-	// one per connection).
-	if n := parallel(); n != 0 {
+	// Three first connections, all looking up before any stores, each leave
+	// a ticket (Go servers send one per connection).
+	if n := parallel(&barrierCache{ClientSessionCache: cc, waiting: 3, all: make(chan struct{})}); n != 0 {
 		t.Fatalf("%d first connections resumed", n)
 	}
 	if got := cc.Cache().Len(); got != 3 {
@@ -187,10 +209,30 @@ func TestClientSingleUse(t *testing.T) {
 	// Three parallel connections each take their own ticket; all resume,
 	// because the server (also single use) would refuse a ticket offered
 	// twice.
-	resumed := parallel()
+	resumed := parallel(cc)
 	if resumed != 3 {
 		t.Errorf("%d of 3 parallel connections resumed, want 3", resumed)
 	}
+}
+
+// barrierCache looks up, then holds every Get until `waiting` of them have
+// looked up: no connection can store a ticket before the others looked.
+type barrierCache struct {
+	tls.ClientSessionCache
+	mu      sync.Mutex
+	waiting int
+	all     chan struct{}
+}
+
+func (b *barrierCache) Get(key string) (*tls.ClientSessionState, bool) {
+	cs, ok := b.ClientSessionCache.Get(key)
+	b.mu.Lock()
+	if b.waiting--; b.waiting == 0 {
+		close(b.all)
+	}
+	b.mu.Unlock()
+	<-b.all
+	return cs, ok
 }
 
 // An http.Handler approves its connection's session; the next connection

@@ -6,22 +6,22 @@ import "sync/atomic"
 // (SSL_CTX_sess_number, SSL_CTX_sess_hits and the rest), plus the counters
 // OpenSSL lacks that an operator of a fleet needs.
 type Stats struct {
-	Number      int   // sessions cached now (SSL_CTX_sess_number)
-	Connect     int64 // client handshakes started (SSL_CTX_sess_connect)
-	ConnectGood int64 // client handshakes completed (SSL_CTX_sess_connect_good)
-	Accept      int64 // server handshakes started (SSL_CTX_sess_accept)
-	AcceptGood  int64 // server handshakes completed (SSL_CTX_sess_accept_good)
-	Hits        int64 // lookups that returned a session to resume (SSL_CTX_sess_hits)
-	CbHits      int64 // resumable sessions the get hook returned (SSL_CTX_sess_cb_hits)
-	Misses      int64 // internal lookups that found nothing (SSL_CTX_sess_misses)
-	Timeouts    int64 // sessions found expired at lookup (SSL_CTX_sess_timeouts)
-	CacheFull   int64 // sessions evicted for room (SSL_CTX_sess_cache_full)
+	Number      int   `json:"number"`       // sessions cached now (SSL_CTX_sess_number)
+	Connect     int64 `json:"connect"`      // client handshakes started (SSL_CTX_sess_connect)
+	ConnectGood int64 `json:"connect_good"` // client handshakes completed (SSL_CTX_sess_connect_good)
+	Accept      int64 `json:"accept"`       // server handshakes started (SSL_CTX_sess_accept)
+	AcceptGood  int64 `json:"accept_good"`  // server handshakes completed (SSL_CTX_sess_accept_good)
+	Hits        int64 `json:"hits"`         // lookups that returned a session to resume (SSL_CTX_sess_hits)
+	CbHits      int64 `json:"cb_hits"`      // resumable sessions the get hook returned (SSL_CTX_sess_cb_hits)
+	Misses      int64 `json:"misses"`       // internal lookups that found nothing (SSL_CTX_sess_misses)
+	Timeouts    int64 `json:"timeouts"`     // sessions found expired at lookup (SSL_CTX_sess_timeouts)
+	CacheFull   int64 `json:"cache_full"`   // sessions evicted for room (SSL_CTX_sess_cache_full)
 
 	// Beyond OpenSSL.
-	ContextMismatches int64 // sessions found under another IDContext: a silent miss
-	StoreErrors       int64 // hooks (external stores) that returned an error
-	InternalHits      int64 // Hits served by the internal cache
-	ExternalHits      int64 // Hits served by the get hook
+	ContextMismatches int64 `json:"context_mismatches"` // sessions found under another IDContext: a silent miss
+	StoreErrors       int64 `json:"store_errors"`       // hooks (external stores) that returned an error
+	InternalHits      int64 `json:"internal_hits"`      // Hits served by the internal cache
+	ExternalHits      int64 `json:"external_hits"`      // Hits served by the get hook
 }
 
 // counters are updated without the cache lock.

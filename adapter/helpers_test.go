@@ -1,0 +1,91 @@
+package adapter
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"io"
+	"math/big"
+	"net"
+	"sync"
+	"testing"
+	"time"
+)
+
+var (
+	certOnce sync.Once
+	testCert tls.Certificate
+	testPool *x509.CertPool
+)
+
+// selfSigned returns a certificate for "example.com", and a pool trusting it.
+func selfSigned(tb testing.TB) (tls.Certificate, *x509.CertPool) {
+	certOnce.Do(func() {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			panic(err)
+		}
+		tmpl := &x509.Certificate{
+			SerialNumber:          big.NewInt(1),
+			Subject:               pkix.Name{CommonName: "example.com"},
+			DNSNames:              []string{"example.com"},
+			NotBefore:             time.Now().Add(-time.Hour),
+			NotAfter:              time.Now().Add(24 * time.Hour),
+			IsCA:                  true,
+			BasicConstraintsValid: true,
+			KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+			ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		if err != nil {
+			panic(err)
+		}
+		leaf, _ := x509.ParseCertificate(der)
+		testCert = tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+		testPool = x509.NewCertPool()
+		testPool.AddCert(leaf)
+	})
+	return testCert, testPool
+}
+
+// pipeHandshake runs one TLS connection over an in-memory pipe: the server
+// writes one byte after its handshake and the client reads it (and with it
+// any TLS 1.3 ticket). It returns the client's connection state.
+func pipeHandshake(tb testing.TB, server, client *tls.Config) tls.ConnectionState {
+	tb.Helper()
+	sc, cc := net.Pipe()
+	errc := make(chan error, 1)
+	go func() {
+		defer sc.Close()
+		s := tls.Server(sc, server)
+		if err := s.Handshake(); err != nil {
+			errc <- err
+			return
+		}
+		_, err := s.Write([]byte{1})
+		errc <- err
+		io.Copy(io.Discard, s) // until the client closes
+	}()
+	c := tls.Client(cc, client)
+	defer c.Close()
+	if err := c.Handshake(); err != nil {
+		tb.Fatalf("client handshake: %v", err)
+	}
+	if _, err := c.Read(make([]byte, 1)); err != nil {
+		tb.Fatalf("client read: %v", err)
+	}
+	if err := <-errc; err != nil {
+		tb.Fatalf("server: %v", err)
+	}
+	return c.ConnectionState()
+}
+
+func testConfigs(tb testing.TB, version uint16) (server, client *tls.Config) {
+	cert, pool := selfSigned(tb)
+	server = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: version, MaxVersion: version}
+	client = &tls.Config{RootCAs: pool, ServerName: "example.com", MinVersion: version, MaxVersion: version}
+	return server, client
+}

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"html/template"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tlscache/tlscache/adapter"
+	"github.com/tlscache/tlscache/tlscache"
+)
+
+type app struct {
+	cache  *tlscache.Cache
+	srv    *adapter.Server
+	policy string
+	log    *slog.Logger
+}
+
+func (a *app) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", a.index)
+	mux.HandleFunc("POST /login", a.login)
+	mux.HandleFunc("POST /logout", a.logout)
+	return mux
+}
+
+// connInfo is what GET / shows of the request's connection.
+type connInfo struct {
+	Version     string         `json:"tls_version"`
+	CipherSuite string         `json:"cipher_suite"`
+	Protocol    string         `json:"alpn,omitempty"`
+	ServerName  string         `json:"server_name,omitempty"`
+	Resumed     bool           `json:"resumed"`
+	ResumedFrom *sessionInfo   `json:"resumed_from,omitempty"`
+	Issued      []sessionInfo  `json:"issued"`
+	Policy      string         `json:"policy"`
+	Mode        string         `json:"mode"`
+	Stats       tlscache.Stats `json:"stats"`
+}
+
+// sessionInfo is a session's metadata, never its secret state.
+type sessionInfo struct {
+	ID      string    `json:"id"` // a prefix: enough to tell sessions apart
+	Context string    `json:"context"`
+	Created time.Time `json:"created"`
+	Expires time.Time `json:"expires"`
+	Cached  bool      `json:"cached"`
+}
+
+func (a *app) describe(s *tlscache.Session) sessionInfo {
+	return sessionInfo{
+		ID:      shortID(s.ID),
+		Context: shortID(s.IDContext),
+		Created: s.Created(),
+		Expires: s.Expires(),
+		Cached:  a.cache.Peek(s.ID) == s,
+	}
+}
+
+func shortID(b []byte) string {
+	if len(b) > 8 {
+		b = b[:8]
+	}
+	return hex.EncodeToString(b)
+}
+
+func (a *app) info(r *http.Request) connInfo {
+	cs := r.TLS
+	info := connInfo{
+		Version:     tls.VersionName(cs.Version),
+		CipherSuite: tls.CipherSuiteName(cs.CipherSuite),
+		Protocol:    cs.NegotiatedProtocol,
+		ServerName:  cs.ServerName,
+		Resumed:     cs.DidResume,
+		Issued:      []sessionInfo{},
+		Policy:      a.policy,
+		Mode:        a.cache.Mode().String(),
+		Stats:       a.cache.Stats(),
+	}
+	if conn := adapter.ConnSessionsFrom(r.Context()); conn != nil {
+		if s := conn.Resumed(); s != nil {
+			d := a.describe(s)
+			info.ResumedFrom = &d
+		}
+		for _, s := range conn.Issued() {
+			info.Issued = append(info.Issued, a.describe(s))
+		}
+	}
+	return info
+}
+
+func (a *app) index(w http.ResponseWriter, r *http.Request) {
+	info := a.info(r)
+	if strings.Contains(r.Header.Get("Accept"), "application/json") {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(info)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	page.Execute(w, info)
+}
+
+// login approves the connection's sessions: under -policy login, the next
+// connections resume from them.
+func (a *app) login(w http.ResponseWriter, r *http.Request) {
+	if a.policy != "login" {
+		http.Error(w, "login applies to -policy login only", http.StatusConflict)
+		return
+	}
+	added := 0
+	for _, s := range adapter.ConnSessionsFrom(r.Context()).All() {
+		if a.cache.Add(s) {
+			added++
+		}
+	}
+	a.log.Info("login", "sessions_added", added)
+	writeJSON(w, map[string]int{"sessions_added": added})
+}
+
+// logout revokes the connection's sessions: the next connection is a full
+// handshake.
+func (a *app) logout(w http.ResponseWriter, r *http.Request) {
+	removed := 0
+	for _, s := range adapter.ConnSessionsFrom(r.Context()).All() {
+		if a.cache.Remove(s) {
+			removed++
+		}
+	}
+	a.log.Info("logout", "sessions_removed", removed)
+	writeJSON(w, map[string]int{"sessions_removed": removed})
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
+}
+
+// logConnections logs one line per connection once its handshake is done:
+// TLS version, resumed or not, and the short ID of the session it resumed
+// from or was issued. ConfigureHTTPServer has set hs.ConnContext; this wraps
+// it to remember each connection's sessions until the connection closes.
+func (a *app) logConnections(hs *http.Server) {
+	var conns sync.Map // net.Conn -> *connLog
+	next := hs.ConnContext
+	hs.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		ctx = next(ctx, c)
+		conns.Store(c, &connLog{sessions: adapter.ConnSessionsFrom(ctx)})
+		return ctx
+	}
+	hs.ConnState = func(c net.Conn, state http.ConnState) {
+		v, ok := conns.Load(c)
+		if !ok {
+			return
+		}
+		cl := v.(*connLog)
+		switch state {
+		case http.StateActive:
+			cl.log(a.log, c)
+		case http.StateClosed, http.StateHijacked:
+			cl.log(a.log, c)
+			conns.Delete(c)
+		}
+	}
+}
+
+type connLog struct {
+	once     sync.Once
+	sessions *adapter.ConnSessions
+}
+
+func (cl *connLog) log(log *slog.Logger, c net.Conn) {
+	tc, ok := c.(*tls.Conn)
+	if !ok {
+		return
+	}
+	cs := tc.ConnectionState()
+	if !cs.HandshakeComplete {
+		return
+	}
+	cl.once.Do(func() {
+		attrs := []any{"remote", c.RemoteAddr().String(), "tls", tls.VersionName(cs.Version), "resumed", cs.DidResume}
+		if s := cl.sessions.Resumed(); s != nil {
+			attrs = append(attrs, "from", shortID(s.ID))
+		}
+		if issued := cl.sessions.Issued(); len(issued) > 0 {
+			attrs = append(attrs, "issued", shortID(issued[len(issued)-1].ID))
+		}
+		log.Info("connection", attrs...)
+	})
+}
+
+var page = template.Must(template.New("page").Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><title>tlscache</title>
+<style>body{font-family:sans-serif;max-width:48em;margin:2em auto}td{padding:.2em 1em}code{font-size:1.1em}</style>
+</head><body>
+<h1>{{if .Resumed}}Resumed{{else}}New{{end}} {{.Version}} connection</h1>
+<table>
+<tr><td>Cipher suite</td><td>{{.CipherSuite}}</td></tr>
+<tr><td>ALPN</td><td>{{.Protocol}}</td></tr>
+<tr><td>Server name</td><td>{{.ServerName}}</td></tr>
+<tr><td>Resumed from</td><td>{{with .ResumedFrom}}<code>{{.ID}}</code> (created {{.Created.Format "15:04:05"}}){{else}}-{{end}}</td></tr>
+<tr><td>Issued</td><td>{{range .Issued}}<code>{{.ID}}</code>{{if .Cached}} cached{{else}} not cached{{end}} {{end}}</td></tr>
+<tr><td>Policy</td><td>{{.Policy}} (mode {{.Mode}})</td></tr>
+</table>
+<h2>Cache</h2>
+<table>
+<tr><td>Sessions</td><td>{{.Stats.Number}}</td></tr>
+<tr><td>Accept / good</td><td>{{.Stats.Accept}} / {{.Stats.AcceptGood}}</td></tr>
+<tr><td>Hits / misses</td><td>{{.Stats.Hits}} / {{.Stats.Misses}}</td></tr>
+<tr><td>Timeouts / cache full</td><td>{{.Stats.Timeouts}} / {{.Stats.CacheFull}}</td></tr>
+<tr><td>Context mismatches</td><td>{{.Stats.ContextMismatches}}</td></tr>
+</table>
+{{if eq .Policy "login"}}<form method="post" action="/login"><button>Log in</button></form>
+<form method="post" action="/logout"><button>Log out</button></form>{{end}}
+</body></html>
+`))
