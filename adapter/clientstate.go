@@ -13,6 +13,9 @@ import (
 // for bytes that are not a valid export.
 var ErrInvalidExport = errors.New("tlscache/adapter: invalid client session export")
 
+// ErrExpired is wrapped by the error Import returns for an expired session.
+var ErrExpired = errors.New("tlscache/adapter: imported session expired")
+
 const (
 	clientStateVersion = 1 // first byte of a client session's State
 	exportAllVersion   = 1 // first byte of ExportAll's output
@@ -86,11 +89,15 @@ func (cc *ClientCache) Export(key string) ([]byte, error) {
 // Import adds a session that Export returned, like openssl s_client
 // -sess_in. The session keeps its key, context, creation time and timeout.
 // Bytes that are not a valid export give an error wrapping
-// ErrInvalidExport and change nothing.
+// ErrInvalidExport, and a session that has expired gives ErrExpired; both
+// change nothing.
 func (cc *ClientCache) Import(b []byte) error {
 	s, err := parseExport(b)
 	if err != nil {
 		return err
+	}
+	if s.ExpiredAt(cc.cache.Now()) {
+		return fmt.Errorf("%w at %v", ErrExpired, s.Expires())
 	}
 	cc.cache.Add(s)
 	return nil
@@ -119,8 +126,9 @@ func (cc *ClientCache) ExportAll() ([]byte, error) {
 	return out, nil
 }
 
-// ImportAll adds every session of an ExportAll output and returns how many
-// it added. It checks all of them first: on an error nothing is added.
+// ImportAll adds every session of an ExportAll output, but those that have
+// expired, and returns how many it added. It checks all of them first: on
+// an error nothing is added.
 func (cc *ClientCache) ImportAll(b []byte) (int, error) {
 	if len(b) < 5 || b[0] != exportAllVersion {
 		return 0, fmt.Errorf("%w: unknown export version", ErrInvalidExport)
@@ -150,8 +158,9 @@ func (cc *ClientCache) ImportAll(b []byte) (int, error) {
 		return 0, fmt.Errorf("%w: %d trailing bytes", ErrInvalidExport, len(rest))
 	}
 	added := 0
+	now := cc.cache.Now()
 	for _, s := range sessions {
-		if cc.cache.Add(s) {
+		if !s.ExpiredAt(now) && cc.cache.Add(s) {
 			added++
 		}
 	}

@@ -157,6 +157,17 @@ func TestClientExportImport(t *testing.T) {
 			t.Fatal("session imported with ImportAll did not resume")
 		}
 
+		// An expired session is refused by Import and skipped by ImportAll.
+		clock := newClock()
+		clock.Advance(3 * time.Hour) // the default timeout is 2 h
+		late := adapter.NewClientCache(tlscache.New(&tlscache.Options{Mode: tlscache.Client, Now: clock.Now}), nil)
+		if err := late.Import(one); !errors.Is(err, adapter.ErrExpired) {
+			t.Errorf("Import of an expired session = %v, want ErrExpired", err)
+		}
+		if n, err := late.ImportAll(all); n != 0 || err != nil {
+			t.Errorf("ImportAll of expired sessions = %d, %v; want 0, nil", n, err)
+		}
+
 		// Garbage is a clear error and changes nothing.
 		fourth := adapter.NewClientCache(nil, nil)
 		for _, bad := range [][]byte{nil, {1}, one[:len(one)-1], append(append([]byte{}, one...), 0), all[:7]} {

@@ -133,6 +133,9 @@ func New(opts *Options) *Cache {
 	return c
 }
 
+// Now returns the time on the cache's clock (Options.Now).
+func (c *Cache) Now() time.Time { return c.now() }
+
 // Mode returns the current mode (SSL_CTX_get_session_cache_mode).
 func (c *Cache) Mode() Mode { return Mode(c.mode.Load()) }
 
