@@ -223,8 +223,7 @@ func (c *Cache) Add(s *Session) bool {
 }
 
 func (c *Cache) addLocked(s *Session, now int64, refresh bool) (bool, []*Session) {
-	switch s.owner.Load() {
-	case c:
+	if s.owner.Load() == c {
 		if refresh {
 			s.created.Store(now)
 			s.hasCreated.Store(true)
@@ -232,8 +231,9 @@ func (c *Cache) addLocked(s *Session, now int64, refresh bool) (bool, []*Session
 			c.heap.fix(s.idx)
 		}
 		return false, nil
-	case nil:
-	default:
+	}
+	// Claim the session; another Cache adding it at the same time loses.
+	if !s.owner.CompareAndSwap(nil, c) {
 		return false, nil
 	}
 	key := string(s.ID)
@@ -250,7 +250,6 @@ func (c *Cache) addLocked(s *Session, now int64, refresh bool) (bool, []*Session
 	s.exp = s.expiry()
 	c.seq++
 	s.seq = c.seq
-	s.owner.Store(c)
 	c.m[key] = s
 	c.heap.push(s)
 	return true, evicted

@@ -405,9 +405,24 @@ func TestLookupMatrix(t *testing.T) {
 			want: want{st: Stats{Number: 1, ContextMismatches: 1}, len: 1},
 		},
 		{
-			name: "context mismatch from get hook is not copied in",
+			name: "context mismatch from get hook is copied in and kept",
 			mode: Server, hook: withCtx(sess("id", 0, time.Hour), ctxA), ctx: ctxB,
-			want: want{st: Stats{Misses: 1, CbHits: 1, ContextMismatches: 1}},
+			want: want{st: Stats{Number: 1, Misses: 1, CbHits: 1, ContextMismatches: 1}, len: 1},
+		},
+		{
+			name: "expired from get hook is copied in, then removed",
+			mode: Server, hook: withCtx(sess("id", 0, time.Minute), ctxA), advance: time.Hour, ctx: ctxA,
+			want: want{st: Stats{Misses: 1, CbHits: 1, Timeouts: 1}, hooks: []string{"id:expired"}},
+		},
+		{
+			name: "UpdateTime refreshes a get hook result as it is copied in",
+			mode: Server | UpdateTime, hook: withCtx(sess("id", 0, time.Minute), ctxA), advance: time.Hour, ctx: ctxA,
+			want: want{found: true, st: Stats{Number: 1, Misses: 1, CbHits: 1, Hits: 1, ExternalHits: 1}, len: 1},
+		},
+		{
+			name: "get hook answering for another ID is ignored",
+			mode: Server | NoInternal, hook: withCtx(sess("other", 0, time.Hour), ctxA), ctx: ctxA,
+			want: want{st: Stats{StoreErrors: 1}},
 		},
 		{
 			name: "not resumable get hook result is ignored",
@@ -425,9 +440,6 @@ func TestLookupMatrix(t *testing.T) {
 			opts := Options{}
 			if tt.hook != nil {
 				opts.GetHook = func(id []byte, take bool) (*Session, error) {
-					if string(id) != string(tt.hook.ID) {
-						return nil, ErrCacheMiss
-					}
 					return tt.hook, nil
 				}
 			}

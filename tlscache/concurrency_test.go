@@ -128,3 +128,42 @@ func TestConcurrentInvariants(t *testing.T) {
 		}
 	}
 }
+
+// One session added to two caches at once lands in exactly one, and
+// SetCreated racing with Add leaves the expiry order right.
+func TestConcurrentAddAcrossCaches(t *testing.T) {
+	for range 200 {
+		a, b := New(nil), New(nil)
+		s := &Session{ID: []byte("shared")}
+		var wg sync.WaitGroup
+		var added atomic.Int32
+		for _, c := range []*Cache{a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if c.Add(s) {
+					added.Add(1)
+				}
+			}()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.SetCreated(epoch.Add(time.Hour))
+		}()
+		wg.Wait()
+		if added.Load() != 1 || a.Len()+b.Len() != 1 {
+			t.Fatalf("added to %d caches (Len %d and %d), want exactly 1", added.Load(), a.Len(), b.Len())
+		}
+		owner := a
+		if b.Len() == 1 {
+			owner = b
+		}
+		owner.mu.RLock()
+		exp := owner.heap[0].exp
+		owner.mu.RUnlock()
+		if exp != s.expiry() {
+			t.Fatalf("heap holds expiry %d, session says %d", exp, s.expiry())
+		}
+	}
+}

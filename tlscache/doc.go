@@ -54,10 +54,10 @@
 //
 // Where this package decides differently from OpenSSL, on points OpenSSL
 // leaves to chance:
-//   - A get-hook result is checked for context and expiry before it is
-//     copied into the internal cache, so a session under another context
-//     is never copied in, and UpdateTime cannot make an expired external
-//     session valid again.
+//   - A get-hook result is copied into the internal cache before its
+//     context and expiry are checked, as in OpenSSL: with UpdateTime the
+//     copy refreshes it, so it cannot be found expired. A result whose ID
+//     is not the one asked for is ignored and counted in StoreErrors.
 //   - A get-hook result with no creation time or timeout gets now and the
 //     cache's timeout.
 //   - Every way out of the cache (Remove, eviction, flush, expiry at lookup,

@@ -8,8 +8,12 @@ import (
 	"time"
 )
 
-// encodingVersion is the first byte of a marshaled session.
-const encodingVersion = 1
+// encodingVersion is the first byte of a marshaled session, flags the
+// second.
+const (
+	encodingVersion = 1
+	flagCreated     = 1 << 0 // the creation time is set
+)
 
 // Limits on what UnmarshalBinary accepts.
 const (
@@ -21,7 +25,8 @@ const (
 var ErrInvalidSession = errors.New("tlscache: invalid session encoding")
 
 // MarshalBinary encodes the session for an external store or a file: a
-// version byte, the ID, IDContext, creation time, timeout and State. Value
+// version byte, flags, the ID, IDContext, creation time (or that it is
+// unset), timeout and State. Value
 // and the resumable flag are not encoded. The encoding holds the secret
 // state: seal it before it leaves the process.
 func (s *Session) MarshalBinary() ([]byte, error) {
@@ -29,11 +34,13 @@ func (s *Session) MarshalBinary() ([]byte, error) {
 		return nil, fmt.Errorf("tlscache: cannot encode session: ID of %d bytes, IDContext of %d, State of %d", len(s.ID), len(s.IDContext), len(s.State))
 	}
 	var created int64
+	var flags byte
 	if s.hasCreated.Load() {
 		created = s.created.Load()
+		flags |= flagCreated
 	}
-	b := make([]byte, 0, 1+2+len(s.ID)+2+len(s.IDContext)+8+8+4+len(s.State))
-	b = append(b, encodingVersion)
+	b := make([]byte, 0, 2+2+len(s.ID)+2+len(s.IDContext)+8+8+4+len(s.State))
+	b = append(b, encodingVersion, flags)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(s.ID)))
 	b = append(b, s.ID...)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(s.IDContext)))
@@ -61,6 +68,13 @@ func (s *Session) UnmarshalBinary(data []byte) error {
 	if version != encodingVersion {
 		return fmt.Errorf("%w: unknown version %d", ErrInvalidSession, version)
 	}
+	flags, ok := r.uint8()
+	if !ok {
+		return fmt.Errorf("%w: truncated", ErrInvalidSession)
+	}
+	if flags&^flagCreated != 0 {
+		return fmt.Errorf("%w: unknown flags %#x", ErrInvalidSession, flags)
+	}
 	id, ok1 := r.bytes16()
 	idContext, ok2 := r.bytes16()
 	created, ok3 := r.uint64()
@@ -75,6 +89,8 @@ func (s *Session) UnmarshalBinary(data []byte) error {
 		return fmt.Errorf("%w: empty ID", ErrInvalidSession)
 	case int64(timeout) < 0:
 		return fmt.Errorf("%w: negative timeout", ErrInvalidSession)
+	case flags&flagCreated == 0 && created != 0:
+		return fmt.Errorf("%w: creation time without its flag", ErrInvalidSession)
 	case len(state) > MaxStateLen:
 		return fmt.Errorf("%w: state of %d bytes", ErrInvalidSession, len(state))
 	}
@@ -86,7 +102,7 @@ func (s *Session) UnmarshalBinary(data []byte) error {
 	s.State = append([]byte(nil), state...)
 	s.Value = nil
 	s.created.Store(int64(created))
-	s.hasCreated.Store(true)
+	s.hasCreated.Store(flags&flagCreated != 0)
 	s.timeout.Store(int64(timeout))
 	s.notResumable.Store(false)
 	return nil

@@ -34,15 +34,21 @@ func TestMarshalRoundTrip(t *testing.T) {
 func TestUnmarshalRejects(t *testing.T) {
 	good, _ := NewSessionAt([]byte("id"), nil, []byte("st"), epoch, time.Hour).MarshalBinary()
 	negTimeout := bytes.Clone(good)
-	negTimeout[1+2+2+2+8] = 0xff
+	negTimeout[2+2+2+2+8] = 0xff
+	badFlags := bytes.Clone(good)
+	badFlags[1] = 0x80
+	unflagged := bytes.Clone(good)
+	unflagged[1] = 0
 	cases := map[string][]byte{
 		"empty":          nil,
 		"version":        append([]byte{9}, good[1:]...),
 		"truncated":      good[:len(good)-1],
 		"trailing":       append(bytes.Clone(good), 0),
-		"empty ID":       {1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
-		"long length":    {1, 0xff, 0xff, 'a'},
+		"empty ID":       {1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+		"long length":    {1, 0, 0xff, 0xff, 'a'},
 		"negative timeo": negTimeout,
+		"unknown flags":  badFlags,
+		"time, no flag":  unflagged,
 	}
 	for name, in := range cases {
 		var s Session
@@ -58,11 +64,30 @@ func TestUnmarshalRejects(t *testing.T) {
 	}
 }
 
+func TestMarshalKeepsUnsetTime(t *testing.T) {
+	b, err := (&Session{ID: []byte("id")}).MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s Session
+	if err := s.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	if !s.Created().IsZero() || s.Timeout() != 0 {
+		t.Fatalf("unset time and timeout came back as %v and %v", s.Created(), s.Timeout())
+	}
+	c := New(&Options{Now: func() time.Time { return epoch }})
+	c.Add(&s)
+	if !s.Created().Equal(epoch) || c.Lookup(s.ID, nil) != &s {
+		t.Errorf("a decoded session with an unset time was not stamped now on Add: %v", s.Created())
+	}
+}
+
 func FuzzUnmarshalSession(f *testing.F) {
 	good, _ := NewSessionAt([]byte("id"), []byte("ctx"), []byte("state"), epoch, time.Hour).MarshalBinary()
 	f.Add(good)
 	f.Add([]byte{})
-	f.Add([]byte{1, 0, 1, 'x', 0, 0})
+	f.Add([]byte{1, 0, 0, 1, 'x', 0, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var s Session
 		if err := s.UnmarshalBinary(data); err != nil {

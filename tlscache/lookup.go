@@ -11,15 +11,14 @@ import (
 //  1. Unless NoInternalLookup, the internal cache is searched; not finding
 //     the ID counts Misses.
 //  2. If that gave nothing and a get hook is set, the hook is asked. A
-//     result that is not resumable is ignored; a resumable one counts
-//     CbHits.
+//     result that is not resumable, or is for another ID, is ignored; a
+//     resumable one counts CbHits and is copied into the internal cache
+//     unless NoInternalStore (with UpdateTime, that refreshes it).
 //  3. A session under another IDContext is a silent miss that keeps the
 //     entry (ContextMismatches).
 //  4. An expired session counts Timeouts, is removed (the remove hook
 //     fires) and is a miss.
-//  5. Otherwise it is a hit (Hits, and InternalHits or ExternalHits). A
-//     valid get-hook result is copied into the internal cache unless
-//     NoInternalStore.
+//  5. Otherwise it is a hit (Hits, and InternalHits or ExternalHits).
 //
 // Lookup returns nil on a miss. It runs whatever the mode's role bits: a
 // session added by hand resumes even with mode Off.
@@ -57,23 +56,27 @@ func (c *Cache) lookup(id, idContext []byte, take bool) *Session {
 	if s == nil || err != nil || !s.Resumable() {
 		return nil
 	}
+	if !bytes.Equal(s.ID, id) {
+		c.stats.storeErrors.Add(1) // the hook answered for another ID
+		return nil
+	}
 	c.stats.cbHits.Add(1)
-	now := c.now()
-	s.fillDefaults(unixNano(now), c.Timeout(), false)
+	if !take && mode&NoInternalStore == 0 {
+		c.Add(s) // UpdateTime refreshes it, as in OpenSSL
+	} else {
+		s.fillDefaults(unixNano(c.now()), c.Timeout(), false)
+	}
 	if !bytes.Equal(s.IDContext, idContext) {
 		c.stats.contextMismatches.Add(1)
 		return nil
 	}
-	if s.ExpiredAt(now) {
+	if s.ExpiredAt(c.now()) {
 		c.stats.timeouts.Add(1)
-		if !take {
-			c.removeID(s.ID, s)
+		if !take { // a take already removed it from the store
+			c.unlinkIfCached(s)
 			c.callRemove([]*Session{s}, Expired)
 		}
 		return nil
-	}
-	if !take && mode&NoInternalStore == 0 {
-		c.Add(s)
 	}
 	c.stats.hits.Add(1)
 	c.stats.externalHits.Add(1)
@@ -127,18 +130,25 @@ func (c *Cache) unlock(write bool) {
 	}
 }
 
-// removeExpired removes s if it is still the cached session for its ID.
+// removeExpired removes s, found expired in the internal cache, if no one
+// else removed it meanwhile.
 func (c *Cache) removeExpired(s *Session) {
-	c.mu.Lock()
-	cached := s.owner.Load() == c
-	if cached {
-		c.unlinkLocked(s)
-		s.notResumable.Store(true)
-	}
-	c.mu.Unlock()
-	if cached {
+	if c.unlinkIfCached(s) {
 		c.callRemove([]*Session{s}, Expired)
 	}
+}
+
+// unlinkIfCached takes s out of the cache if it is there and marks it not
+// resumable; it reports whether s was cached.
+func (c *Cache) unlinkIfCached(s *Session) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s.notResumable.Store(true)
+	if s.owner.Load() != c {
+		return false
+	}
+	c.unlinkLocked(s)
+	return true
 }
 
 // NewSession records a session that a handshake of the given role (Client
