@@ -9,8 +9,12 @@ import (
 )
 
 // DefaultTicketsPerKey is how many tickets a single-use ClientCache keeps
-// per server when ClientOptions.TicketsPerKey is zero.
-const DefaultTicketsPerKey = 4
+// per server when ClientOptions.TicketsPerKey is zero; MaxTicketsPerKey is
+// the most it keeps.
+const (
+	DefaultTicketsPerKey = 4
+	MaxTicketsPerKey     = 256 // slots are numbered by one byte
+)
 
 // ClientOptions configure a ClientCache. The zero value means the defaults.
 type ClientOptions struct {
@@ -60,6 +64,7 @@ func NewClientCache(cache *tlscache.Cache, opts *ClientOptions) *ClientCache {
 	if cc.opts.TicketsPerKey <= 0 {
 		cc.opts.TicketsPerKey = DefaultTicketsPerKey
 	}
+	cc.opts.TicketsPerKey = min(cc.opts.TicketsPerKey, MaxTicketsPerKey)
 	if !cc.opts.SingleUse {
 		cc.opts.TicketsPerKey = 1
 	}
@@ -71,8 +76,12 @@ func (cc *ClientCache) Cache() *tlscache.Cache { return cc.cache }
 
 // Install sets cfg.ClientSessionCache to cc and wraps cfg.VerifyConnection
 // (calling the one cfg had) so that verified handshakes count as
-// ConnectGood and drive the automatic flush.
+// ConnectGood and drive the automatic flush. It does nothing if
+// cfg.ClientSessionCache is cc already.
 func (cc *ClientCache) Install(cfg *tls.Config) {
+	if cfg.ClientSessionCache == cc {
+		return // installed already (or a Clone of a config it was installed on)
+	}
 	cfg.ClientSessionCache = cc
 	user := cfg.VerifyConnection
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
@@ -122,15 +131,19 @@ func (cc *ClientCache) decode(s *tlscache.Session) (*tls.ClientSessionState, boo
 }
 
 // Put is called by crypto/tls for each ticket received, and with a nil cs
-// to delete the key's session after a failed resumption or when the
-// server's certificate expired. Deleting never inserts or evicts anything:
-// it removes the key's session(s) and calls the remove hook.
+// to delete the session Get just gave it, after a failed resumption or
+// when the server's certificate expired. Deleting never inserts or evicts
+// anything: it removes the key's session and calls the remove hook. With
+// SingleUse that session was taken already, so the key's other tickets
+// are kept.
 func (cc *ClientCache) Put(key string, cs *tls.ClientSessionState) {
 	if key == "" {
 		return
 	}
 	if cs == nil {
-		cc.Remove(key)
+		if !cc.opts.SingleUse {
+			cc.Remove(key)
+		}
 		return
 	}
 	id := cc.reserveSlot(key)
@@ -180,7 +193,7 @@ func (cc *ClientCache) slotID(key string, slot int) []byte {
 	if !cc.opts.SingleUse {
 		return []byte(key)
 	}
-	return append([]byte(key), 0, byte(slot))
+	return append([]byte(key), 0, byte(slot)) // slot < MaxTicketsPerKey
 }
 
 // reserveSlot returns the ID for a new ticket of key: with single use, an

@@ -9,7 +9,7 @@
 //
 //	cache := tlscache.New(nil) // mode Server, 20480 sessions, 7200 s
 //	srv := adapter.NewServer(cache, nil)
-//	srv.Install(tlsConfig)    // WrapSession, UnwrapSession and friends
+//	err := srv.Install(tlsConfig) // WrapSession, UnwrapSession and friends
 //
 // UnwrapSession never fails a handshake: an unknown, malformed, expired or
 // foreign identity, a context mismatch or a failing store is a full
@@ -40,17 +40,24 @@
 // http.Server.ConnContext = ConnContext):
 //
 //	func login(w http.ResponseWriter, r *http.Request) {
-//		conn := adapter.ConnSessionsFrom(r.Context())
-//		for _, s := range conn.Issued() {
+//		for _, s := range adapter.ConnSessionsFrom(r.Context()).All() {
 //			cache.Add(s)
 //		}
 //	}
 //
+// Clients offer the newest ticket they hold, and every TLS 1.3 handshake
+// issues a new one, so an approved session alone would resume once. With
+// ServerOptions.InheritApproval, a session issued on a tracked connection
+// that resumed from a cached session is cached too: it joins that
+// session's family, and RevokeFamily (a logout) removes the whole family.
+// A TLS 1.2 resumption hands out the resumed session again, so its family
+// does not grow.
+//
 // Tracking works through GetConfigForClient: the handshake of a tracked
 // connection uses a clone of the config whose callbacks record into the
 // connection's ConnSessions. Revocation removes one session (Revoke), all
-// sessions of a context or server name, or those matching a predicate such
-// as a client certificate (RevokeFunc).
+// sessions of a context, server name or family, or those matching a
+// predicate such as a client certificate (RevokeFunc).
 //
 // # Client
 //
@@ -75,7 +82,11 @@
 // # Security
 //
 // Identities are 16 random bytes: they carry nothing and cannot be forged
-// into a session. The cache holds the sessions' secrets; an export holds a
+// into a session. In TLS 1.2 a resumed session keeps its identity (as a
+// TLS 1.2 session ID does), so its resumptions can be linked by an
+// observer; TLS 1.3 and single use hand out a new identity each time.
+// Server names that no certificate of the config is for are not
+// remembered, so clients cannot fill the name caches with junk. The cache holds the sessions' secrets; an export holds a
 // client session's secret, so store it as you would a private key. Memory
 // stays bounded by the cache size, also when TLS 1.3 handshakes fail after
 // the ticket was issued (crypto/tls sends it before the client's Finished),

@@ -17,7 +17,9 @@ func ExampleServer_Install() {
 	serverConfig, clientConfig := exampleConfigs() // certificates of your own
 
 	serverCache := tlscache.New(nil) // mode Server, 20480 sessions, 7200 s
-	adapter.NewServer(serverCache, nil).Install(serverConfig)
+	if err := adapter.NewServer(serverCache, nil).Install(serverConfig); err != nil {
+		panic(err)
+	}
 	adapter.NewClientCache(nil, nil).Install(clientConfig)
 
 	for range 2 {
@@ -35,18 +37,23 @@ func ExampleServer_Install() {
 // a handler adds its connection's sessions, here after a login.
 func ExampleConnSessionsFrom() {
 	cache := tlscache.New(&tlscache.Options{Mode: tlscache.Server | tlscache.NoInternalStore})
-	srv := &http.Server{Addr: ":8443", TLSConfig: &tls.Config{ /* certificates */ }}
-	adapter.NewServer(cache, nil).ConfigureHTTPServer(srv)
+	// Sessions issued on connections resumed from an approved one are
+	// approved too: clients offer their newest ticket.
+	tlsServer := adapter.NewServer(cache, &adapter.ServerOptions{InheritApproval: true})
+	srv := &http.Server{Addr: ":8443", TLSConfig: &tls.Config{Certificates: loadCertificates()}}
+	if err := tlsServer.ConfigureHTTPServer(srv); err != nil {
+		panic(err)
+	}
 
 	http.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
 		// ... check the credentials, then approve the connection's sessions:
-		for _, s := range adapter.ConnSessionsFrom(r.Context()).Issued() {
+		for _, s := range adapter.ConnSessionsFrom(r.Context()).All() {
 			cache.Add(s)
 		}
 	})
 	http.HandleFunc("POST /logout", func(w http.ResponseWriter, r *http.Request) {
 		for _, s := range adapter.ConnSessionsFrom(r.Context()).All() {
-			cache.Remove(s)
+			tlsServer.RevokeFamily(s)
 		}
 	})
 	// srv.ListenAndServeTLS("", "")
@@ -56,7 +63,9 @@ func ExampleConnSessionsFrom() {
 // -sess_out and -sess_in do.
 func ExampleClientCache_ExportAll() {
 	serverConfig, clientConfig := exampleConfigs()
-	adapter.NewServer(tlscache.New(nil), nil).Install(serverConfig)
+	if err := adapter.NewServer(tlscache.New(nil), nil).Install(serverConfig); err != nil {
+		panic(err)
+	}
 
 	before := adapter.NewClientCache(nil, nil)
 	clientConfig.ClientSessionCache = before
@@ -74,6 +83,11 @@ func ExampleClientCache_ExportAll() {
 	// Output:
 	// imported: 1 <nil>
 	// resumed: true
+}
+
+func loadCertificates() []tls.Certificate {
+	server, _ := exampleConfigs()
+	return server.Certificates
 }
 
 // connect runs one connection over an in-memory pipe and reports whether it

@@ -14,7 +14,9 @@ import (
 func realSessions(f *testing.F) (serverState []byte, clientExport []byte) {
 	server, client := testConfigs(f, tls.VersionTLS13)
 	cache := tlscache.New(nil)
-	NewServer(cache, nil).Install(server)
+	if err := NewServer(cache, nil).Install(server); err != nil {
+		f.Fatal(err)
+	}
 	cc := NewClientCache(nil, nil)
 	client.ClientSessionCache = cc
 	pipeHandshake(f, server, client)
@@ -46,9 +48,11 @@ func FuzzUnwrapSession(f *testing.F) {
 		cache := tlscache.New(nil)
 		srv := NewServer(cache, nil)
 		c := cfg.Clone()
-		srv.Install(c)
-		st := srv.stateFor(c)
-		cache.Add(&tlscache.Session{ID: id, IDContext: st.ctxs.forName("example.com"), State: stored})
+		if err := srv.Install(c); err != nil {
+			t.Fatal(err)
+		}
+		ctx, _ := srv.stateFor(c).ctxs.forName("example.com")
+		cache.Add(&tlscache.Session{ID: id, IDContext: ctx, State: stored})
 		version := uint16(tls.VersionTLS12)
 		if tls13 {
 			version = tls.VersionTLS13

@@ -59,22 +59,41 @@ func newContexts(appContext []byte, cfg *tls.Config) *contexts {
 	return c
 }
 
-// forName returns the context of sessions served under serverName.
-func (c *contexts) forName(serverName string) []byte {
+// forName returns the context of sessions served under serverName, and
+// whether the config has a certificate for that name (or chooses them at
+// run time). Only such names are remembered, so that clients sending junk
+// server names cannot fill the memory or push out real names.
+func (c *contexts) forName(serverName string) (ctx []byte, served bool) {
 	name := normalizeName(serverName)
 	c.mu.Lock()
 	ctx, ok := c.names[name]
 	c.mu.Unlock()
 	if ok {
-		return ctx
+		return ctx, true
 	}
 	ctx = c.derive(name)
+	if !c.serves(name) {
+		return ctx, false
+	}
 	c.mu.Lock()
 	if len(c.names) < maxNames {
 		c.names[name] = ctx
 	}
 	c.mu.Unlock()
-	return ctx
+	return ctx, true
+}
+
+// serves reports whether name is one the config has a certificate for.
+func (c *contexts) serves(name string) bool {
+	if c.dynamic {
+		return name != ""
+	}
+	for _, ci := range c.certs {
+		if name != "" && ci.leaf != nil && ci.leaf.VerifyHostname(name) == nil {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *contexts) derive(name string) []byte {
@@ -120,7 +139,8 @@ func normalizeName(name string) string {
 }
 
 // nameRegistry remembers which server name each context was derived for, so
-// that listings and revocation can speak of names.
+// that listings can speak of names. Only names a config serves are
+// recorded (see forName).
 type nameRegistry struct {
 	mu    sync.Mutex
 	names map[string]string // string(context) -> server name

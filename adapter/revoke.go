@@ -3,8 +3,8 @@ package adapter
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"net"
 	"net/http"
 	"slices"
@@ -56,11 +56,35 @@ func (s *Server) RevokeContext(idContext []byte) int {
 }
 
 // RevokeServerName removes every cached session issued under this server
-// name, whatever certificate or policy it was issued with.
+// name by the configs this Server has bound, whatever certificate or policy
+// it was issued with.
 func (s *Server) RevokeServerName(name string) int {
-	name = normalizeName(name)
+	contexts := make(map[string]bool)
+	for _, st := range s.states() {
+		ctx, _ := st.ctxs.forName(name)
+		contexts[string(ctx)] = true
+	}
 	return s.cache.RemoveFunc(func(sess *tlscache.Session) bool {
-		return s.names.name(sess.IDContext) == name
+		return contexts[string(sess.IDContext)]
+	})
+}
+
+// RevokeFamily removes sess and every cached session of its family: those
+// issued on connections that resumed from it, from them, and so on (see
+// ServerOptions.InheritApproval), and the session it descends from. This
+// is how a logout ends resumption for good when clients rotate tickets.
+func (s *Server) RevokeFamily(sess *tlscache.Session) int {
+	if sess == nil {
+		return 0
+	}
+	family := familyOf(sess)
+	if s.cache.Peek(sess.ID) != sess {
+		// Not cached (taken, say, or never approved): still tell the
+		// remove hook, so an external store forgets it.
+		s.cache.Remove(sess)
+	}
+	return s.cache.RemoveFunc(func(other *tlscache.Session) bool {
+		return bytes.Equal(familyOf(other), family)
 	})
 }
 
@@ -74,20 +98,28 @@ func (s *Server) RevokeFunc(match func(ServerSession) bool) int {
 }
 
 // ConfigureHTTPServer prepares srv to serve with the cache: it installs the
-// server on srv.TLSConfig (creating one if nil), sets NextProtos to "h2" and
-// "http/1.1" if empty (what ServeTLS would add to its own clone), and sets
-// srv.ConnContext to track each connection's sessions, calling the
-// ConnContext srv had. Call it after setting srv.TLSConfig's certificates.
-func (s *Server) ConfigureHTTPServer(srv *http.Server) {
-	if srv.TLSConfig == nil {
-		srv.TLSConfig = &tls.Config{}
+// server on srv.TLSConfig, sets NextProtos to "h2" and "http/1.1" if empty
+// (what ServeTLS would add to its own clone), and sets srv.ConnContext to
+// track each connection's sessions, calling the ConnContext srv had.
+//
+// Tracked connections use a clone of srv.TLSConfig made by the adapter,
+// not the one ServeTLS makes: put the certificates in srv.TLSConfig (or set
+// GetCertificate) before calling it, and serve with ServeTLS(l, "", "") or
+// ListenAndServeTLS("", ""). It returns an error if srv.TLSConfig has no
+// certificates, and ErrBound if it is bound already.
+func (s *Server) ConfigureHTTPServer(srv *http.Server) error {
+	cfg := srv.TLSConfig
+	if cfg == nil || (len(cfg.Certificates) == 0 && cfg.GetCertificate == nil && cfg.GetConfigForClient == nil) {
+		return errors.New("tlscache/adapter: ConfigureHTTPServer needs the certificates in srv.TLSConfig; ServeTLS's certFile and keyFile go to a clone tracked connections do not use")
 	}
-	if len(srv.TLSConfig.NextProtos) == 0 {
-		srv.TLSConfig.NextProtos = []string{"h2", "http/1.1"}
-	} else if !slices.Contains(srv.TLSConfig.NextProtos, "http/1.1") {
-		srv.TLSConfig.NextProtos = append(srv.TLSConfig.NextProtos, "http/1.1")
+	if len(cfg.NextProtos) == 0 {
+		cfg.NextProtos = []string{"h2", "http/1.1"}
+	} else if !slices.Contains(cfg.NextProtos, "http/1.1") {
+		cfg.NextProtos = append(cfg.NextProtos, "http/1.1")
 	}
-	s.Install(srv.TLSConfig)
+	if err := s.Install(cfg); err != nil {
+		return err
+	}
 	prev := srv.ConnContext
 	srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
 		if prev != nil {
@@ -95,4 +127,5 @@ func (s *Server) ConfigureHTTPServer(srv *http.Server) {
 		}
 		return ConnContext(ctx, c)
 	}
+	return nil
 }

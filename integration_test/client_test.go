@@ -246,13 +246,14 @@ func (b *barrierCache) Get(key string) (*tls.ClientSessionState, bool) {
 	return cs, ok
 }
 
-// An http.Handler approves its connection's session; the next connection
-// resumes.
+// An http.Handler approves its connection's sessions; the next connections
+// resume, also as TLS 1.3 rotates tickets, until a logout revokes the whole
+// family.
 func TestHTTPHandlerAddsSession(t *testing.T) {
 	forEachVersion(t, func(t *testing.T, version uint16) {
 		p := thePKI(t)
 		cache := tlscache.New(&tlscache.Options{Mode: tlscache.Server | tlscache.NoInternalStore})
-		srv := adapter.NewServer(cache, nil)
+		srv := adapter.NewServer(cache, &adapter.ServerOptions{InheritApproval: true})
 		mux := http.NewServeMux()
 		mux.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
 			conn := adapter.ConnSessionsFrom(r.Context())
@@ -260,14 +261,14 @@ func TestHTTPHandlerAddsSession(t *testing.T) {
 				http.Error(w, "connection not tracked", http.StatusInternalServerError)
 				return
 			}
-			for _, s := range conn.Issued() {
+			for _, s := range conn.All() {
 				cache.Add(s)
 			}
 			io.WriteString(w, "logged in")
 		})
 		mux.HandleFunc("POST /logout", func(w http.ResponseWriter, r *http.Request) {
 			for _, s := range adapter.ConnSessionsFrom(r.Context()).All() {
-				cache.Remove(s)
+				srv.RevokeFamily(s)
 			}
 		})
 		mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {})
@@ -275,7 +276,9 @@ func TestHTTPHandlerAddsSession(t *testing.T) {
 			Handler:   mux,
 			TLSConfig: serverConfig(version, p.leaf(t, "localhost")),
 		}
-		srv.ConfigureHTTPServer(hs)
+		if err := srv.ConfigureHTTPServer(hs); err != nil {
+			t.Fatal(err)
+		}
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -291,7 +294,7 @@ func TestHTTPHandlerAddsSession(t *testing.T) {
 				ForceAttemptHTTP2: true,
 			},
 		}
-		do := func(method, path string) *http.Response {
+		resumed := func(method, path string) bool {
 			t.Helper()
 			req, _ := http.NewRequest(method, "https://"+ln.Addr().String()+path, nil)
 			resp, err := client.Do(req)
@@ -303,21 +306,57 @@ func TestHTTPHandlerAddsSession(t *testing.T) {
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("%s %s: %s", method, path, resp.Status)
 			}
-			return resp
+			if version == tls.VersionTLS13 && resp.TLS.NegotiatedProtocol != "h2" {
+				t.Errorf("negotiated %q, want h2 (ConfigureHTTPServer sets NextProtos)", resp.TLS.NegotiatedProtocol)
+			}
+			return resp.TLS.DidResume
 		}
-		if do("GET", "/").TLS.DidResume || do("GET", "/").TLS.DidResume {
-			t.Fatal("resumed before login")
+		want := func(method, path string, wantResumed bool) {
+			t.Helper()
+			if got := resumed(method, path); got != wantResumed {
+				t.Fatalf("%s %s: resumed %v, want %v", method, path, got, wantResumed)
+			}
 		}
-		login := do("POST", "/login")
-		if version == tls.VersionTLS13 && login.TLS.NegotiatedProtocol != "h2" {
-			t.Errorf("negotiated %q, want h2 (ConfigureHTTPServer sets NextProtos)", login.TLS.NegotiatedProtocol)
+		want("GET", "/", false)
+		want("GET", "/", false) // not logged in: nothing resumes
+		want("POST", "/login", false)
+		for range 3 {
+			want("GET", "/", true) // each resumption's new ticket inherits the approval
 		}
-		if !do("GET", "/").TLS.DidResume {
-			t.Fatal("did not resume after login")
-		}
-		do("POST", "/logout")
-		if do("GET", "/").TLS.DidResume {
-			t.Fatal("resumed after logout")
+		want("POST", "/logout", true)
+		want("GET", "/", false)
+		want("GET", "/", false)
+		if cache.Len() != 0 {
+			t.Errorf("%d sessions left after logout", cache.Len())
 		}
 	})
+}
+
+// With single use, a TLS 1.2 resumption's re-issued ticket is a new
+// identity: every connection resumes once from the previous one's ticket,
+// and the cache does not grow.
+func TestSingleUseTLS12Chain(t *testing.T) {
+	p := thePKI(t)
+	cache := tlscache.New(nil)
+	s := startServer(t, serverConfig(tls.VersionTLS12, p.leaf(t, "localhost")), cache, &adapter.ServerOptions{SingleUse: true})
+	client := clientConfig(t, tls.VersionTLS12, "localhost", tls.NewLRUClientSessionCache(4))
+	dial(t, s.addr, client)
+	for i := range 5 {
+		if !dial(t, s.addr, client).DidResume {
+			t.Fatalf("resumption %d failed", i)
+		}
+		if cache.Len() != 1 {
+			t.Fatalf("cache holds %d sessions, want 1", cache.Len())
+		}
+	}
+	// The ticket just used is spent.
+	sticky := &stickyCache{}
+	dial(t, s.addr, clientConfig(t, tls.VersionTLS12, "localhost", sticky))
+	sticky.freeze()
+	if !dial(t, s.addr, clientConfig(t, tls.VersionTLS12, "localhost", sticky)).DidResume {
+		t.Fatal("first use of a ticket failed")
+	}
+	if dial(t, s.addr, clientConfig(t, tls.VersionTLS12, "localhost", sticky)).DidResume {
+		t.Fatal("a single-use TLS 1.2 ticket resumed twice")
+	}
 }

@@ -185,7 +185,9 @@ func startServer(t testing.TB, cfg *tls.Config, cache *tlscache.Cache, opts *ada
 	for _, o := range options {
 		o(s)
 	}
-	s.srv.Install(cfg)
+	if err := s.srv.Install(cfg); err != nil {
+		t.Fatal(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

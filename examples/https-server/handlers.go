@@ -127,14 +127,13 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, map[string]int{"sessions_added": added})
 }
 
-// logout revokes the connection's sessions: the next connection is a full
+// logout revokes the connection's sessions and their families (the
+// sessions approved by inheritance): the next connection is a full
 // handshake.
 func (a *app) logout(w http.ResponseWriter, r *http.Request) {
 	removed := 0
 	for _, s := range adapter.ConnSessionsFrom(r.Context()).All() {
-		if a.cache.Remove(s) {
-			removed++
-		}
+		removed += a.srv.RevokeFamily(s)
 	}
 	a.log.Info("logout", "sessions_removed", removed)
 	writeJSON(w, map[string]int{"sessions_removed": removed})

@@ -75,7 +75,14 @@ func run(log *slog.Logger, cfg config) error {
 	if cfg.tls12 {
 		tlsConfig.MaxVersion = tls.VersionTLS12
 	}
-	app := &app{cache: cache, srv: adapter.NewServer(cache, &adapter.ServerOptions{SingleUse: cfg.singleUse}), policy: cfg.policy, log: log}
+	app := &app{
+		cache: cache,
+		// Under -policy login, sessions issued on connections resumed from
+		// an approved session are approved too: clients rotate tickets.
+		srv:    adapter.NewServer(cache, &adapter.ServerOptions{SingleUse: cfg.singleUse, InheritApproval: true}),
+		policy: cfg.policy,
+		log:    log,
+	}
 	hs := &http.Server{
 		Addr:              cfg.addr,
 		Handler:           app.routes(),
@@ -83,7 +90,9 @@ func run(log *slog.Logger, cfg config) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	app.srv.ConfigureHTTPServer(hs)
+	if err := app.srv.ConfigureHTTPServer(hs); err != nil {
+		return err
+	}
 	app.logConnections(hs)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
