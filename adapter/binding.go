@@ -45,10 +45,7 @@ func (b *binding) wrap(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, er
 	}
 	id := make([]byte, IDLen)
 	rand.Read(id)
-	ctx, served := b.st.ctxs.forName(cs.ServerName)
-	if served {
-		srv.names.record(ctx, cs.ServerName)
-	}
+	ctx, _ := b.st.ctxs.forName(cs.ServerName)
 	sess := &tlscache.Session{ID: id, IDContext: ctx, State: state}
 	var parent *tlscache.Session
 	if b.rec != nil && cs.DidResume {

@@ -25,6 +25,8 @@ type contexts struct {
 	dynamic    bool       // GetCertificate chooses certificates at run time
 	certs      []certInfo // static certificates, in config order
 
+	registry *nameRegistry // where served names are recorded for listings
+
 	mu    sync.Mutex
 	names map[string][]byte // server name -> context, shared by its sessions
 }
@@ -34,8 +36,9 @@ type certInfo struct {
 	fingerprint [32]byte          // SHA-256 over the chain's DER certificates
 }
 
-func newContexts(appContext []byte, cfg *tls.Config) *contexts {
+func newContexts(appContext []byte, cfg *tls.Config, registry *nameRegistry) *contexts {
 	c := &contexts{
+		registry:   registry,
 		appContext: appContext,
 		clientAuth: cfg.ClientAuth,
 		dynamic:    cfg.GetCertificate != nil,
@@ -80,6 +83,9 @@ func (c *contexts) forName(serverName string) (ctx []byte, served bool) {
 		c.names[name] = ctx
 	}
 	c.mu.Unlock()
+	if c.registry != nil {
+		c.registry.record(ctx, name)
+	}
 	return ctx, true
 }
 

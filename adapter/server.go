@@ -139,7 +139,7 @@ func (s *Server) newConfigState(cfg *tls.Config) *configState {
 	st := &configState{
 		srv:      s,
 		cfg:      cfg,
-		ctxs:     newContexts(s.opts.IDContext, cfg),
+		ctxs:     newContexts(s.opts.IDContext, cfg, &s.names),
 		userGCFC: cfg.GetConfigForClient,
 		userVC:   cfg.VerifyConnection,
 	}

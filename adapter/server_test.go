@@ -124,7 +124,7 @@ func TestJunkServerNames(t *testing.T) {
 
 func TestContextsAreShared(t *testing.T) {
 	server, _ := testConfigs(t, tls.VersionTLS13)
-	c := newContexts(nil, server)
+	c := newContexts(nil, server, nil)
 	a1, served := c.forName("example.com")
 	a2, _ := c.forName("EXAMPLE.com.")
 	if !served || &a1[0] != &a2[0] {
