@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"time"
 )
 
 // encodingVersion is the first byte of a marshaled session, flags the
@@ -106,15 +105,6 @@ func (s *Session) UnmarshalBinary(data []byte) error {
 	s.timeout.Store(int64(timeout))
 	s.notResumable.Store(false)
 	return nil
-}
-
-// NewSessionAt returns a session with its creation time and timeout set, for
-// callers that build sessions by hand (a zero time or timeout means unset).
-func NewSessionAt(id, idContext, state []byte, created time.Time, timeout time.Duration) *Session {
-	s := &Session{ID: id, IDContext: idContext, State: state}
-	s.SetCreated(created)
-	s.SetTimeout(timeout)
-	return s
 }
 
 type reader []byte

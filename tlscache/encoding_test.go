@@ -10,7 +10,7 @@ import (
 )
 
 func TestMarshalRoundTrip(t *testing.T) {
-	s := NewSessionAt([]byte("id"), []byte("ctx"), []byte("state"), epoch, time.Hour)
+	s := newSessionAt([]byte("id"), []byte("ctx"), []byte("state"), epoch, time.Hour)
 	b, err := s.MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +32,7 @@ func TestMarshalRoundTrip(t *testing.T) {
 }
 
 func TestUnmarshalRejects(t *testing.T) {
-	good, _ := NewSessionAt([]byte("id"), nil, []byte("st"), epoch, time.Hour).MarshalBinary()
+	good, _ := newSessionAt([]byte("id"), nil, []byte("st"), epoch, time.Hour).MarshalBinary()
 	negTimeout := bytes.Clone(good)
 	negTimeout[2+2+2+2+8] = 0xff
 	badFlags := bytes.Clone(good)
@@ -84,7 +84,7 @@ func TestMarshalKeepsUnsetTime(t *testing.T) {
 }
 
 func FuzzUnmarshalSession(f *testing.F) {
-	good, _ := NewSessionAt([]byte("id"), []byte("ctx"), []byte("state"), epoch, time.Hour).MarshalBinary()
+	good, _ := newSessionAt([]byte("id"), []byte("ctx"), []byte("state"), epoch, time.Hour).MarshalBinary()
 	f.Add(good)
 	f.Add([]byte{})
 	f.Add([]byte{1, 0, 0, 1, 'x', 0, 0})

@@ -73,9 +73,17 @@ func newTestCache(t *testing.T, opts Options) (*Cache, *fakeClock, *hookLog) {
 	return New(&opts), clock, log
 }
 
+// newSessionAt returns a session with its creation time and timeout set.
+func newSessionAt(id, idContext, state []byte, created time.Time, timeout time.Duration) *Session {
+	s := &Session{ID: id, IDContext: idContext, State: state}
+	s.SetCreated(created)
+	s.SetTimeout(timeout)
+	return s
+}
+
 // sess returns a session created at epoch+created with the given timeout.
 func sess(id string, created, timeout time.Duration) *Session {
-	return NewSessionAt([]byte(id), nil, []byte("state-"+id), epoch.Add(created), timeout)
+	return newSessionAt([]byte(id), nil, []byte("state-"+id), epoch.Add(created), timeout)
 }
 
 // ids lists the IDs of the cached sessions, sorted.
