@@ -22,42 +22,43 @@ func forEachVersion(t *testing.T, f func(t *testing.T, version uint16)) {
 
 func TestDefaultResumption(t *testing.T) {
 	forEachVersion(t, func(t *testing.T, version uint16) {
-		for _, track := range []bool{true, false} {
-			t.Run(fmt.Sprintf("tracked=%v", track), func(t *testing.T) {
-				p := thePKI(t)
-				cache := tlscache.New(nil)
-				var opts []func(*server)
-				if !track {
-					opts = append(opts, untracked)
-				}
-				s := startServer(t, serverConfig(version, p.leaf(t, "localhost")), cache, nil, opts...)
-				client := clientConfig(t, version, "localhost", tls.NewLRUClientSessionCache(4))
+		forEachTracking(t, func(t *testing.T, track bool, opts ...func(*server)) {
+			p := thePKI(t)
+			cache := tlscache.New(nil)
+			s := startServer(t, serverConfig(version, p.leaf(t, "localhost")), cache, nil, opts...)
+			client := clientConfig(t, version, "localhost", tls.NewLRUClientSessionCache(4))
 
-				if dial(t, s.addr, client).DidResume {
-					t.Fatal("first connection resumed")
+			if dial(t, s.addr, client).DidResume {
+				t.Fatal("first connection resumed")
+			}
+			if !dial(t, s.addr, client).DidResume {
+				t.Fatal("second connection did not resume")
+			}
+			want := tlscache.Stats{Number: 1, Accept: 2, AcceptGood: 2, Hits: 1, InternalHits: 1}
+			if version == tls.VersionTLS13 {
+				want.Number = 2 // every TLS 1.3 handshake issues a new ticket
+			}
+			if diff := cmp.Diff(want, cache.Stats()); diff != "" {
+				t.Errorf("stats (-want +got):\n%s", diff)
+			}
+			if track {
+				first := s.onlyIssued(t, 0)
+				if got := s.conn(t, 1).Resumed(); got != first {
+					t.Errorf("second connection resumed from %x, want the first's session %x", id(got), first.ID)
 				}
-				if !dial(t, s.addr, client).DidResume {
-					t.Fatal("second connection did not resume")
+				if s.conn(t, 0).Resumed() != nil {
+					t.Error("first connection has a resumed-from session")
 				}
-				want := tlscache.Stats{Number: 1, Accept: 2, AcceptGood: 2, Hits: 1, InternalHits: 1}
-				if version == tls.VersionTLS13 {
-					want.Number = 2 // every TLS 1.3 handshake issues a new ticket
-				}
-				if diff := cmp.Diff(want, cache.Stats()); diff != "" {
-					t.Errorf("stats (-want +got):\n%s", diff)
-				}
-				if track {
-					first := s.onlyIssued(t, 0)
-					if got := s.conn(t, 1).Resumed(); got != first {
-						t.Errorf("second connection resumed from %x, want the first's session %x", id(got), first.ID)
-					}
-					if s.conn(t, 0).Resumed() != nil {
-						t.Error("first connection has a resumed-from session")
-					}
-				}
-			})
-		}
+			}
+		})
 	})
+}
+
+// forEachTracking runs f with connections tracked (through a per-connection
+// config) and untracked (the shared callbacks); opts start the server so.
+func forEachTracking(t *testing.T, f func(t *testing.T, tracked bool, opts ...func(*server))) {
+	t.Run("tracked", func(t *testing.T) { f(t, true) })
+	t.Run("untracked", func(t *testing.T) { f(t, false, untracked) })
 }
 
 func id(s *tlscache.Session) []byte {
@@ -355,31 +356,25 @@ func TestGarbageIdentityIsFullHandshake(t *testing.T) {
 // TLS 1.2 resumptions re-issue the resumed session under the same identity:
 // the cache does not grow.
 func TestTLS12ResumptionsDoNotGrowCache(t *testing.T) {
-	for _, track := range []bool{true, false} {
-		t.Run(fmt.Sprintf("tracked=%v", track), func(t *testing.T) {
-			p := thePKI(t)
-			cache := tlscache.New(nil)
-			var opts []func(*server)
-			if !track {
-				opts = append(opts, untracked)
+	forEachTracking(t, func(t *testing.T, _ bool, opts ...func(*server)) {
+		p := thePKI(t)
+		cache := tlscache.New(nil)
+		s := startServer(t, serverConfig(tls.VersionTLS12, p.leaf(t, "localhost")), cache, nil, opts...)
+		client := clientConfig(t, tls.VersionTLS12, "localhost", tls.NewLRUClientSessionCache(4))
+		dial(t, s.addr, client)
+		before := cache.Len()
+		for i := range 200 {
+			if !dial(t, s.addr, client).DidResume {
+				t.Fatalf("resumption %d failed", i)
 			}
-			s := startServer(t, serverConfig(tls.VersionTLS12, p.leaf(t, "localhost")), cache, nil, opts...)
-			client := clientConfig(t, tls.VersionTLS12, "localhost", tls.NewLRUClientSessionCache(4))
-			dial(t, s.addr, client)
-			before := cache.Len()
-			for i := range 200 {
-				if !dial(t, s.addr, client).DidResume {
-					t.Fatalf("resumption %d failed", i)
-				}
-			}
-			if after := cache.Len(); after != before {
-				t.Errorf("cache grew from %d to %d sessions over 200 resumptions", before, after)
-			}
-			if st := cache.Stats(); st.Hits != 200 {
-				t.Errorf("Hits = %d, want 200", st.Hits)
-			}
-		})
-	}
+		}
+		if after := cache.Len(); after != before {
+			t.Errorf("cache grew from %d to %d sessions over 200 resumptions", before, after)
+		}
+		if st := cache.Stats(); st.Hits != 200 {
+			t.Errorf("Hits = %d, want 200", st.Hits)
+		}
+	})
 }
 
 // Configs returned by GetConfigForClient are bound too.
