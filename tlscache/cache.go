@@ -25,11 +25,12 @@ var ErrCacheMiss = errors.New("tlscache: cache miss")
 type Reason int
 
 const (
-	Removed Reason = iota // Remove or RemoveID (also for an ID that was not cached)
-	Evicted               // the cache was full (CacheFull) or shrunk
-	Flushed               // Flush, FlushAll or the automatic sweep
-	Expired               // found expired at lookup (Timeouts)
-	Taken                 // handed out once by Take (single use)
+	Removed     Reason = iota // Remove or RemoveID (also for an ID that was not cached)
+	Evicted                   // the cache was full (CacheFull) or shrunk
+	Flushed                   // Flush, FlushAll or the automatic sweep
+	Expired                   // found expired at lookup (Timeouts)
+	Taken                     // handed out once by Take (single use)
+	Invalidated               // gone from a shared store, removed by another process (Invalidate)
 )
 
 func (r Reason) String() string {
@@ -44,6 +45,8 @@ func (r Reason) String() string {
 		return "expired"
 	case Taken:
 		return "taken"
+	case Invalidated:
+		return "invalidated"
 	}
 	return "unknown"
 }
@@ -72,7 +75,10 @@ type Options struct {
 	GetHook func(id []byte, take bool) (*Session, error)
 	// RemoveHook is called when a session leaves the cache, and on Remove of
 	// an ID that was not cached, so an external cache learns to forget it
-	// (SSL_CTX_sess_set_remove_cb). An error counts in StoreErrors.
+	// (SSL_CTX_sess_set_remove_cb). An error counts in StoreErrors. For
+	// reason Taken, returning ErrCacheMiss says that a shared store's atomic
+	// take found the session already gone (another server took it first):
+	// Take then misses, so a ticket resumes at most once across a fleet.
 	RemoveHook func(s *Session, why Reason) error
 
 	// Now is the clock; nil means time.Now. Tests pass a fake one.
@@ -314,6 +320,23 @@ func (c *Cache) removeID(id []byte, arg *Session) *Session {
 		s.notResumable.Store(true)
 	}
 	return s
+}
+
+// Invalidate removes the session with this ID from the internal cache
+// because a shared store reports that another process removed it: the
+// fleet-wide half of Remove. It reports whether one was cached; the remove
+// hook is called with reason Invalidated only then, so a store hook knows
+// not to propagate the removal again.
+func (c *Cache) Invalidate(id []byte) bool {
+	if len(id) == 0 {
+		return false
+	}
+	s := c.removeID(id, nil)
+	if s == nil {
+		return false
+	}
+	c.callRemove([]*Session{s}, Invalidated)
+	return true
 }
 
 // Flush removes every session expired at t (SSL_CTX_flush_sessions): those

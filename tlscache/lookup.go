@@ -30,6 +30,8 @@ func (c *Cache) Lookup(id, idContext []byte) *Session {
 // has left the internal cache atomically, with the remove hook called with
 // reason Taken, so two connections racing with one ticket resume at most
 // once. The get hook is asked with take set, and its result is not copied in.
+// When the remove hook answers a take with ErrCacheMiss (a shared store
+// whose own atomic take lost the race), Take misses.
 func (c *Cache) Take(id, idContext []byte) *Session {
 	return c.lookup(id, idContext, true)
 }
@@ -114,11 +116,16 @@ func (c *Cache) lookupInternal(id, idContext []byte, take bool) (s *Session, fou
 		s.notResumable.Store(true)
 	}
 	c.unlock(take)
+	if take && c.removeHook != nil {
+		if err := c.removeHook(s, Taken); errors.Is(err, ErrCacheMiss) {
+			c.stats.misses.Add(1) // a shared store says another server took it
+			return nil, true
+		} else if err != nil {
+			c.stats.storeErrors.Add(1)
+		}
+	}
 	c.stats.hits.Add(1)
 	c.stats.internalHits.Add(1)
-	if take {
-		c.callRemove([]*Session{s}, Taken)
-	}
 	return s, true
 }
 
