@@ -1,0 +1,54 @@
+// Package fleet puts a shared tlscache.Store (Redis, through package
+// redisstore) behind a tlscache.Cache, so that the servers of a fleet
+// resume each other's sessions and a revocation on one holds on all.
+//
+//	tier, err := fleet.New(store, &fleet.Options{Keys: keys})
+//	cache := tlscache.New(tier.Hooks(&tlscache.Options{Mode: tlscache.Server}))
+//	go tier.Watch(ctx, cache) // drop what other servers revoke
+//
+// # Two tiers
+//
+// With mode Server the cache's internal tier sits in front of the store: a
+// new session goes to both (new hook), a lookup that misses locally asks
+// the store (get hook) and copies the result in. With Server|NoInternal the
+// store alone holds sessions: every resumption is a store round trip, and
+// nothing is held locally. Removing a session (Remove, RemoveID,
+// RemoveFunc, and the adapter's Revoke functions built on them) deletes it
+// from the store and publishes the deletion; Watch drops it from the
+// internal tier of every other server, within a store round trip. Evictions,
+// flushes and expiry stay local: the store expires sessions by its own TTL.
+// RemoveFunc sees only the sessions in the local internal tier.
+//
+// Single use (adapter.ServerOptions.SingleUse, or Cache.Take) holds across
+// the fleet: a take from the internal tier is confirmed by an atomic take
+// from the store, and loses if another server took the session first.
+//
+// # Failure
+//
+// The TLS hooks have no context, so every store call runs under
+// Options.Timeout (DefaultTimeout, 20 ms). A call that fails or times out
+// is a miss: the handshake goes on as a full one, and the cache counts a
+// StoreError. After Options.Failures failures in a row the store is skipped
+// for Options.BackOff, after which one call probes it; a store that answers
+// again is used again, with no restart. A removal that fails is kept and
+// retried when Watch sees the store come back, and the internal tier is
+// flushed then, since other servers' revocations may have been missed.
+//
+// # Security
+//
+// Every value written is sealed with XChaCha20-Poly1305 under the first key
+// of Options.Keys, with a random 24-byte nonce, and carries the key's ID;
+// the store key and the session's context are additional data, so a value
+// copied under another key, or given another context, does not open. Any
+// key of the ring opens: to rotate, put a new key first on every server,
+// and remove the old one after the session timeout. A value that does not
+// open (another fleet's, tampered, truncated, or sealed under a key that
+// was removed) is ErrUnsealed: a miss, counted in Stats.BadValues. The
+// store sees session IDs (its keys, which clients also see) and contexts
+// (SHA-256 digests, in the clear in the value header), never secrets.
+//
+// # Concurrency
+//
+// A Tier is safe for concurrent use; its hooks may run from many handshakes
+// at once. Watch runs until its context is done; cancel it to stop it.
+package fleet

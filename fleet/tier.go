@@ -1,0 +1,331 @@
+package fleet
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tlscache/tlscache/tlscache"
+)
+
+// Defaults of Options.
+const (
+	// DefaultTimeout bounds each store call made from a TLS hook: well
+	// below a full handshake's cost, well above a loopback or same-zone
+	// Redis round trip.
+	DefaultTimeout = 20 * time.Millisecond
+	// DefaultFailures is how many store calls in a row must fail before
+	// the store is skipped.
+	DefaultFailures = 3
+	// DefaultBackOff is how long the store is skipped after that, before
+	// one call probes it again.
+	DefaultBackOff = time.Second
+	// maxPending bounds the removals kept to retry after an outage.
+	maxPending = 4096
+)
+
+var (
+	// ErrSkipped is the error of a store call not made because the store
+	// is backing off after repeated failures.
+	ErrSkipped = errors.New("fleet: store skipped after repeated failures")
+	// ErrNoWatch is returned by Watch for a store that is not a
+	// tlscache.Watcher.
+	ErrNoWatch = errors.New("fleet: store does not report deletions (not a tlscache.Watcher)")
+)
+
+// Options configure a Tier. The zero value of each field but Keys means its
+// default.
+type Options struct {
+	// Keys seal and open the stored sessions: Keys[0] seals, any of them
+	// opens. Required.
+	Keys []Key
+	// Timeout bounds each store call made from a hook; zero means
+	// DefaultTimeout.
+	Timeout time.Duration
+	// Failures is how many consecutive failed store calls start a back-off;
+	// zero means DefaultFailures.
+	Failures int
+	// BackOff is how long the store is then skipped before one call probes
+	// it again; zero means DefaultBackOff.
+	BackOff time.Duration
+	// Now is the clock of the back-off; nil means time.Now.
+	Now func() time.Time
+}
+
+// A Tier is a tlscache.Store seen as the external tier of a Cache: its
+// hooks seal sessions into the store, open them back, and propagate
+// removals; Watch drops from the internal tier what other servers removed.
+// Create one with New.
+type Tier struct {
+	store    tlscache.Store
+	keys     []Key
+	timeout  time.Duration
+	failures int
+	backOff  time.Duration
+	now      func() time.Time
+
+	mu      sync.Mutex
+	failed  int       // consecutive failures
+	until   time.Time // skip the store until then
+	pending map[string]struct{}
+
+	stats struct {
+		calls, errors, skipped, backOffs, badValues atomic.Int64
+		invalidations, resyncs, retried             atomic.Int64
+	}
+}
+
+// New returns the tier of store, configured by opts.
+func New(store tlscache.Store, opts *Options) (*Tier, error) {
+	if opts == nil || len(opts.Keys) == 0 {
+		return nil, errors.New("fleet: Options.Keys needs at least one key")
+	}
+	t := &Tier{
+		store:    store,
+		keys:     append([]Key(nil), opts.Keys...),
+		timeout:  opts.Timeout,
+		failures: opts.Failures,
+		backOff:  opts.BackOff,
+		now:      opts.Now,
+		pending:  make(map[string]struct{}),
+	}
+	if t.timeout <= 0 {
+		t.timeout = DefaultTimeout
+	}
+	if t.failures <= 0 {
+		t.failures = DefaultFailures
+	}
+	if t.backOff <= 0 {
+		t.backOff = DefaultBackOff
+	}
+	if t.now == nil {
+		t.now = time.Now
+	}
+	return t, nil
+}
+
+// Hooks returns a copy of opts (nil means the defaults) with the tier's
+// three hooks set, replacing any there.
+func (t *Tier) Hooks(opts *tlscache.Options) *tlscache.Options {
+	var o tlscache.Options
+	if opts != nil {
+		o = *opts
+	}
+	o.NewHook, o.GetHook, o.RemoveHook = t.NewHook, t.GetHook, t.RemoveHook
+	return &o
+}
+
+// NewHook is a tlscache new hook: it stores the sealed session for the rest
+// of its lifetime.
+func (t *Tier) NewHook(s *tlscache.Session) error {
+	return t.Put(context.Background(), s)
+}
+
+// Put stores s, sealed, for the rest of its lifetime: what the new hook
+// does, for an application that approves sessions itself (mode
+// NoInternalStore, then Cache.Add and Put on login). An expired session is
+// not stored.
+func (t *Tier) Put(ctx context.Context, s *tlscache.Session) error {
+	ttl := s.Expires().Sub(t.now())
+	if ttl <= 0 || len(s.ID) == 0 {
+		return nil
+	}
+	blob, err := seal(t.keys[0], s)
+	if err != nil {
+		return err
+	}
+	return t.do(ctx, func(ctx context.Context) error {
+		return t.store.Put(ctx, storeKey(s.ID), blob, ttl)
+	})
+}
+
+// GetHook is a tlscache get hook: it reads (or, with take, atomically takes)
+// the session from the store and opens it. A value that does not open is
+// ErrUnsealed.
+func (t *Tier) GetHook(id []byte, take bool) (*tlscache.Session, error) {
+	key := storeKey(id)
+	var blob []byte
+	err := t.do(context.Background(), func(ctx context.Context) (err error) {
+		if take {
+			blob, err = t.store.Take(ctx, key)
+		} else {
+			blob, err = t.store.Get(ctx, key)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	s, err := open(t.keys, key, blob)
+	if err != nil {
+		t.stats.badValues.Add(1)
+		return nil, err
+	}
+	return s, nil
+}
+
+// RemoveHook is a tlscache remove hook. A session removed by hand (Remove,
+// RemoveID, RemoveFunc: revocation) is deleted from the store, so every
+// server stops resuming it; one taken for single use is taken from the
+// store too, and ErrCacheMiss tells the cache that another server took it
+// first. Evictions, flushes and expiry are local housekeeping that the
+// store's own TTL and size handle: they are not propagated. A removal that
+// fails is retried when Watch sees the store come back.
+func (t *Tier) RemoveHook(s *tlscache.Session, why tlscache.Reason) error {
+	key := storeKey(s.ID)
+	switch why {
+	case tlscache.Removed:
+		err := t.do(context.Background(), func(ctx context.Context) error {
+			return t.store.Delete(ctx, key)
+		})
+		if err != nil {
+			t.addPending(key)
+		}
+		return err
+	case tlscache.Taken:
+		err := t.do(context.Background(), func(ctx context.Context) error {
+			_, err := t.store.Take(ctx, key)
+			return err
+		})
+		if err != nil && !errors.Is(err, tlscache.ErrCacheMiss) {
+			t.addPending(key)
+		}
+		return err
+	}
+	return nil
+}
+
+// Watch keeps cache's internal tier in step with the store until ctx is
+// done: a session that another server removes is dropped here
+// (Cache.Invalidate), and whenever the watch starts or comes back after a
+// break, the internal tier is flushed (revocations may have been missed;
+// the sessions themselves are still in the store) and removals that failed
+// meanwhile are retried. Run it in its own goroutine for the life of the
+// cache, started before the server accepts connections. It returns
+// ctx.Err(), or ErrNoWatch if the store is not a tlscache.Watcher.
+func (t *Tier) Watch(ctx context.Context, cache *tlscache.Cache) error {
+	w, ok := t.store.(tlscache.Watcher)
+	if !ok {
+		return ErrNoWatch
+	}
+	return w.Watch(ctx, func(key string) {
+		if id, err := hex.DecodeString(key); err == nil {
+			t.stats.invalidations.Add(1)
+			cache.Invalidate(id)
+		}
+	}, func() {
+		t.stats.resyncs.Add(1)
+		cache.FlushAll()
+		t.retryPending()
+	})
+}
+
+// do runs op under the deadline, unless the store is backing off, and
+// keeps the failure count. A miss is a success.
+func (t *Tier) do(ctx context.Context, op func(context.Context) error) error {
+	if !t.allow() {
+		t.stats.skipped.Add(1)
+		return ErrSkipped
+	}
+	t.stats.calls.Add(1)
+	ctx, cancel := context.WithTimeout(ctx, t.timeout)
+	err := op(ctx)
+	cancel()
+	t.record(err == nil || errors.Is(err, tlscache.ErrCacheMiss))
+	if err != nil && !errors.Is(err, tlscache.ErrCacheMiss) {
+		t.stats.errors.Add(1)
+	}
+	return err
+}
+
+// allow reports whether a store call may go ahead. After a back-off ends,
+// one call probes the store and the others keep skipping until it answers.
+func (t *Tier) allow() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.failed < t.failures {
+		return true
+	}
+	now := t.now()
+	if now.Before(t.until) {
+		return false
+	}
+	t.until = now.Add(t.timeout) // the probe's own deadline
+	return true
+}
+
+func (t *Tier) record(ok bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if ok {
+		t.failed = 0
+		return
+	}
+	t.failed++
+	if t.failed >= t.failures {
+		t.until = t.now().Add(t.backOff)
+		t.stats.backOffs.Add(1)
+	}
+}
+
+func (t *Tier) addPending(key string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.pending) < maxPending {
+		t.pending[key] = struct{}{}
+	}
+}
+
+// retryPending deletes from the store the sessions whose removal failed.
+func (t *Tier) retryPending() {
+	t.mu.Lock()
+	keys := make([]string, 0, len(t.pending))
+	for k := range t.pending {
+		keys = append(keys, k)
+	}
+	t.mu.Unlock()
+	for _, k := range keys {
+		ctx, cancel := context.WithTimeout(context.Background(), t.timeout)
+		err := t.store.Delete(ctx, k)
+		cancel()
+		if err != nil {
+			return // still down; the next resync tries again
+		}
+		t.stats.retried.Add(1)
+		t.mu.Lock()
+		delete(t.pending, k)
+		t.mu.Unlock()
+	}
+}
+
+// Stats are a tier's counters. The cache's own Stats count the same
+// failures as StoreErrors and the resumptions from the store as
+// ExternalHits.
+type Stats struct {
+	Calls         int64 `json:"calls"`         // store calls made
+	Errors        int64 `json:"errors"`        // calls that failed (timeouts included; misses are not failures)
+	Skipped       int64 `json:"skipped"`       // calls not made while backing off
+	BackOffs      int64 `json:"back_offs"`     // times the store started being skipped
+	BadValues     int64 `json:"bad_values"`    // stored values that did not open (ErrUnsealed)
+	Invalidations int64 `json:"invalidations"` // removals by other servers reported by Watch
+	Resyncs       int64 `json:"resyncs"`       // times Watch (re)started and flushed the internal tier
+	Retried       int64 `json:"retried"`       // failed removals later done
+	Pending       int   `json:"pending"`       // failed removals waiting for the store to come back
+	BackingOff    bool  `json:"backing_off"`   // the store is being skipped now
+}
+
+// Stats returns a snapshot of the tier's counters.
+func (t *Tier) Stats() Stats {
+	t.mu.Lock()
+	pending, backing := len(t.pending), t.failed >= t.failures && t.now().Before(t.until)
+	t.mu.Unlock()
+	return Stats{
+		Calls: t.stats.calls.Load(), Errors: t.stats.errors.Load(), Skipped: t.stats.skipped.Load(),
+		BackOffs: t.stats.backOffs.Load(), BadValues: t.stats.badValues.Load(),
+		Invalidations: t.stats.invalidations.Load(), Resyncs: t.stats.resyncs.Load(),
+		Retried: t.stats.retried.Load(), Pending: pending, BackingOff: backing,
+	}
+}
