@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -107,12 +108,28 @@ func (s *Server) Restart() {
 	}
 }
 
+// Pause stops the server process (SIGSTOP) without closing its sockets:
+// connections hang, as with an overloaded or partitioned Redis, until
+// Resume.
+func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server.
+func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("signalling redis-server: %v", err)
+	}
+}
+
 // Stop kills the server and waits for it to exit; connections to it fail
 // from then on.
 func (s *Server) Stop() {
 	if s.cmd == nil {
 		return
 	}
+	s.cmd.Process.Signal(syscall.SIGCONT) // a paused server dies too
 	s.cmd.Process.Kill()
 	s.cmd.Wait()
 	s.cmd = nil

@@ -1,0 +1,303 @@
+package integration_test
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/hex"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tlscache/tlscache/adapter"
+	"github.com/tlscache/tlscache/fleet"
+	"github.com/tlscache/tlscache/internal/redistest"
+	"github.com/tlscache/tlscache/redisstore"
+	"github.com/tlscache/tlscache/tlscache"
+)
+
+// fleetMember is one server of a fleet sharing a Redis.
+type fleetMember struct {
+	*server
+	tier  *fleet.Tier
+	store *redisstore.Store
+}
+
+// fleetOptions configure startMember.
+type fleetOptions struct {
+	addr, prefix string
+	keys         []fleet.Key
+	timeout      time.Duration // per store call; zero: one second, so a busy CI machine resumes reliably
+	mode         tlscache.Mode // zero: Server (two tiers)
+	opts         *adapter.ServerOptions
+}
+
+// startMember starts a TLS server whose cache sits in front of Redis, with
+// its own Redis client and its Watch running.
+func startMember(t *testing.T, cfg *tls.Config, o fleetOptions) *fleetMember {
+	t.Helper()
+	store, err := redisstore.New(redistest.Client(t, o.addr), &redisstore.Options{Prefix: o.prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.timeout == 0 {
+		o.timeout = time.Second
+	}
+	tier, err := fleet.New(store, &fleet.Options{Keys: o.keys, Timeout: o.timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := tlscache.New(tier.Hooks(&tlscache.Options{Mode: o.mode}))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); tier.Watch(ctx, cache) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, "the watch to start", 5*time.Second, func() bool { return tier.Stats().Resyncs > 0 })
+	return &fleetMember{server: startServer(t, cfg, cache, o.opts), tier: tier, store: store}
+}
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > timeout {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+func TestFleetResumesOnAnotherServer(t *testing.T) {
+	addr := redistest.Addr(t)
+	forEachVersion(t, func(t *testing.T, version uint16) {
+		p := thePKI(t)
+		cert := p.leaf(t, "localhost")
+		o := fleetOptions{addr: addr, prefix: redistest.Prefix(t), keys: []fleet.Key{fleet.GenerateKey()}}
+		a := startMember(t, serverConfig(version, cert), o)
+		b := startMember(t, serverConfig(version, cert), o)
+		o.mode = tlscache.Server | tlscache.NoInternal // Redis alone
+		c := startMember(t, serverConfig(version, cert), o)
+
+		client := clientConfig(t, version, "localhost", &stickyCache{})
+		if dial(t, a.addr, client).DidResume {
+			t.Fatal("first connection resumed")
+		}
+		client.ClientSessionCache.(*stickyCache).freeze() // offer A's ticket from now on
+		for name, m := range map[string]*fleetMember{"B (two tiers)": b, "C (Redis alone)": c} {
+			if !dial(t, m.addr, client).DidResume {
+				t.Fatalf("A's session did not resume on %s", name)
+			}
+			if st := m.cache.Stats(); st.ExternalHits != 1 || st.StoreErrors != 0 {
+				t.Fatalf("%s: ExternalHits %d StoreErrors %d, want 1 and 0", name, st.ExternalHits, st.StoreErrors)
+			}
+		}
+		if c.cache.Len() != 0 {
+			t.Fatalf("C (NoInternal) holds %d sessions locally", c.cache.Len())
+		}
+		if b.cache.Len() == 0 {
+			t.Fatal("B (two tiers) did not keep the session in its internal tier")
+		}
+	})
+}
+
+// TestFleetRevocation: a session A issued, resumed on B (so B holds it in
+// its internal tier), is revoked on A; B refuses it within a second. The
+// delay is measured and logged.
+func TestFleetRevocation(t *testing.T) {
+	addr := redistest.Addr(t)
+	forEachVersion(t, func(t *testing.T, version uint16) {
+		p := thePKI(t)
+		cert := p.leaf(t, "localhost")
+		o := fleetOptions{addr: addr, prefix: redistest.Prefix(t), keys: []fleet.Key{fleet.GenerateKey()}}
+		a := startMember(t, serverConfig(version, cert), o)
+		b := startMember(t, serverConfig(version, cert), o)
+
+		client := clientConfig(t, version, "localhost", &stickyCache{})
+		dial(t, a.addr, client)
+		client.ClientSessionCache.(*stickyCache).freeze()
+		id := a.onlyIssued(t, 0).ID
+		if !dial(t, b.addr, client).DidResume || b.cache.Peek(id) == nil {
+			t.Fatal("setup: B did not resume A's session into its internal tier")
+		}
+		start := time.Now()
+		if !a.srv.Revoke(id) {
+			t.Fatal("A did not hold the session it issued")
+		}
+		returned := time.Since(start)
+		waitFor(t, "B to drop the revoked session", time.Second, func() bool { return b.cache.Peek(id) == nil })
+		t.Logf("revocation reached B's internal tier %v after A's Revoke began (Revoke returned after %v)", time.Since(start), returned)
+		if dial(t, b.addr, client).DidResume {
+			t.Fatal("B resumed a session revoked on A")
+		}
+		if dial(t, a.addr, client).DidResume {
+			t.Fatal("A resumed a session it revoked")
+		}
+		if st := b.tier.Stats(); st.Invalidations == 0 {
+			t.Fatal("B counted no invalidation")
+		}
+	})
+}
+
+// TestFleetRedisOutage: Redis hangs, then dies, in the middle of a run of
+// handshakes: every handshake still succeeds, as a full one when it needs
+// Redis, in bounded time; StoreErrors rises; Redis restarted, resumption
+// across servers comes back without a restart.
+func TestFleetRedisOutage(t *testing.T) {
+	redis := redistest.Start(t) // our own, to stop and start
+	p := thePKI(t)
+	cert := p.leaf(t, "localhost")
+	const deadline = 50 * time.Millisecond
+	o := fleetOptions{addr: redis.Addr, prefix: redistest.Prefix(t), keys: []fleet.Key{fleet.GenerateKey()}, timeout: deadline}
+	version := uint16(tls.VersionTLS13)
+	a := startMember(t, serverConfig(version, cert), o)
+	b := startMember(t, serverConfig(version, cert), o)
+
+	// A client whose sessions come from A and are offered to B: every
+	// resumption needs Redis.
+	handshake := func() (resumed bool, took time.Duration) {
+		t.Helper()
+		client := clientConfig(t, version, "localhost", &stickyCache{})
+		dial(t, a.addr, client)
+		client.ClientSessionCache.(*stickyCache).freeze()
+		start := time.Now()
+		resumed = dial(t, b.addr, client).DidResume
+		return resumed, time.Since(start)
+	}
+	phase := func(name string, n int) (resumed int, slowest time.Duration) {
+		for range n {
+			r, took := handshake()
+			if r {
+				resumed++
+			}
+			slowest = max(slowest, took)
+		}
+		t.Logf("%-22s %d/%d handshakes on B resumed, slowest %v", name, resumed, n, slowest)
+		return resumed, slowest
+	}
+
+	if r, _ := phase("Redis up:", 10); r != 10 {
+		t.Fatalf("%d/10 resumed with Redis up", r)
+	}
+	errsBefore := b.cache.Stats().StoreErrors
+
+	redis.Pause()
+	if r, slowest := phase("Redis hung (SIGSTOP):", 10); r != 0 || slowest > time.Second {
+		t.Fatalf("with Redis hung: %d resumed, slowest handshake %v (deadline %v)", r, slowest, deadline)
+	}
+	redis.Resume()
+	redis.Stop()
+	if r, slowest := phase("Redis dead:", 10); r != 0 || slowest > time.Second {
+		t.Fatalf("with Redis dead: %d resumed, slowest handshake %v", r, slowest)
+	}
+	if got := b.cache.Stats().StoreErrors; got <= errsBefore {
+		t.Fatalf("StoreErrors %d did not rise during the outage", got)
+	}
+	if errs := append(a.handshakeErrors(), b.handshakeErrors()...); len(errs) > 0 {
+		t.Fatalf("handshakes failed during the outage: %v", errs)
+	}
+
+	redis.Restart()
+	waitFor(t, "resumption to come back", 10*time.Second, func() bool {
+		r, _ := handshake()
+		return r
+	})
+	if r, _ := phase("Redis restarted:", 10); r != 10 {
+		t.Fatalf("%d/10 resumed after Redis came back", r)
+	}
+	t.Logf("tier stats of B: %+v", b.tier.Stats())
+}
+
+// TestFleetBadValues: a value overwritten in Redis with other bytes, or
+// sealed under another fleet's key, is a miss, counted.
+func TestFleetBadValues(t *testing.T) {
+	addr := redistest.Addr(t)
+	p := thePKI(t)
+	cert := p.leaf(t, "localhost")
+	version := uint16(tls.VersionTLS13)
+	o := fleetOptions{addr: addr, prefix: redistest.Prefix(t), keys: []fleet.Key{fleet.GenerateKey()},
+		mode: tlscache.Server | tlscache.NoInternal}
+	a := startMember(t, serverConfig(version, cert), o)
+	b := startMember(t, serverConfig(version, cert), o)
+	other := o
+	other.keys = []fleet.Key{fleet.GenerateKey()}
+	c := startMember(t, serverConfig(version, cert), other)
+
+	client := clientConfig(t, version, "localhost", &stickyCache{})
+	dial(t, a.addr, client)
+	client.ClientSessionCache.(*stickyCache).freeze()
+	if dial(t, c.addr, client).DidResume {
+		t.Fatal("a server with another key resumed the session")
+	}
+	if c.tier.Stats().BadValues != 1 {
+		t.Fatalf("C: BadValues %d, want 1", c.tier.Stats().BadValues)
+	}
+	key := o.prefix + hex.EncodeToString(a.onlyIssued(t, 0).ID)
+	rc := redistest.Client(t, addr)
+	ctx := context.Background()
+	good, err := rc.Get(ctx, key).Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, value := range map[string][]byte{
+		"other bytes": []byte("not a session"),
+		"flipped bit": func() []byte { v := append([]byte(nil), good...); v[len(v)/2] ^= 1; return v }(),
+		"truncated":   good[:len(good)-1],
+	} {
+		rc.Set(ctx, key, value, time.Minute)
+		before := b.tier.Stats().BadValues
+		if dial(t, b.addr, client).DidResume {
+			t.Fatalf("%s: resumed", name)
+		}
+		if b.tier.Stats().BadValues != before+1 {
+			t.Fatalf("%s: not counted as a bad value", name)
+		}
+	}
+	rc.Set(ctx, key, good, time.Minute)
+	if !dial(t, b.addr, client).DidResume {
+		t.Fatal("the original value no longer resumes")
+	}
+}
+
+// TestFleetSingleUse: one TLS 1.3 ticket offered to A and B at once
+// resumes at most once, also when A holds it in its internal tier.
+func TestFleetSingleUse(t *testing.T) {
+	addr := redistest.Addr(t)
+	p := thePKI(t)
+	cert := p.leaf(t, "localhost")
+	version := uint16(tls.VersionTLS13)
+	o := fleetOptions{addr: addr, prefix: redistest.Prefix(t), keys: []fleet.Key{fleet.GenerateKey()},
+		opts: &adapter.ServerOptions{SingleUse: true}}
+	a := startMember(t, serverConfig(version, cert), o)
+	b := startMember(t, serverConfig(version, cert), o)
+
+	total := 0
+	for round := range 20 {
+		client := clientConfig(t, version, "localhost", &stickyCache{})
+		dial(t, a.addr, client)
+		client.ClientSessionCache.(*stickyCache).freeze()
+		var resumed atomic.Int32
+		var wg sync.WaitGroup
+		for _, m := range []*fleetMember{a, b, a, b} {
+			wg.Go(func() {
+				cs, err := tryDial(m.addr, client)
+				if err != nil {
+					t.Errorf("round %d: %v", round, err)
+				}
+				if cs.DidResume {
+					resumed.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if n := resumed.Load(); n > 1 {
+			t.Fatalf("round %d: one single-use ticket resumed %d times across the fleet", round, n)
+		}
+		total += int(resumed.Load())
+	}
+	if total == 0 {
+		t.Fatal("no ticket resumed at all in 20 rounds")
+	}
+	t.Logf("%d of 20 tickets resumed once, none twice", total)
+}
