@@ -38,7 +38,22 @@
 // Beyond OpenSSL: Stats.ContextMismatches, Stats.StoreErrors and per-tier
 // hits (Stats.InternalHits, Stats.ExternalHits); Take for single-use
 // sessions; RemoveFunc for revocation by predicate; All to list sessions;
-// Peek; and a Reason passed to the remove hook.
+// Peek; a Reason passed to the remove hook; and external stores.
+//
+// # External stores
+//
+// A Store is the small interface a shared cache implements (context first,
+// bytes, a TTL, Take for single use, ErrCacheMiss), and a Watcher one that
+// reports what other processes deleted. MemoryStore implements both in
+// process; package github.com/tlscache/tlscache/redisstore implements them
+// on Redis; package github.com/tlscache/tlscache/fleet turns a Store into
+// the three hooks, sealing each session, bounding each call with a
+// deadline and backing off from a failing store. Every Store passes the
+// suite in package storetest. Two hook rules serve shared stores: Invalidate
+// drops a session another process removed, calling the remove hook with
+// reason Invalidated (not to be propagated again); and a remove hook that
+// answers reason Taken with ErrCacheMiss makes Take miss, since another
+// server took the session first.
 //
 // # Behaviour
 //
