@@ -51,7 +51,8 @@ type Options struct {
 	// BackOff is how long the store is then skipped before one call probes
 	// it again; zero means DefaultBackOff.
 	BackOff time.Duration
-	// Now is the clock of the back-off; nil means time.Now.
+	// Now is the clock of the back-off and of the stored values' TTLs; nil
+	// means time.Now. Give it the cache's clock.
 	Now func() time.Time
 }
 
