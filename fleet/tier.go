@@ -68,6 +68,9 @@ type Tier struct {
 	backOff  time.Duration
 	now      func() time.Time
 
+	ready     chan struct{} // closed when a Watch first works
+	readyOnce sync.Once
+
 	mu      sync.Mutex
 	failed  int       // consecutive failures
 	until   time.Time // skip the store until then
@@ -92,6 +95,7 @@ func New(store tlscache.Store, opts *Options) (*Tier, error) {
 		backOff:  opts.BackOff,
 		now:      opts.Now,
 		pending:  make(map[string]struct{}),
+		ready:    make(chan struct{}),
 	}
 	if t.timeout <= 0 {
 		t.timeout = DefaultTimeout
@@ -221,8 +225,14 @@ func (t *Tier) Watch(ctx context.Context, cache *tlscache.Cache) error {
 		t.stats.resyncs.Add(1)
 		cache.FlushAll()
 		t.retryPending()
+		t.readyOnce.Do(func() { close(t.ready) })
 	})
 }
+
+// Ready is closed once a Watch has started working: from then on, removals
+// by other servers reach the cache. A server that must not resume a
+// revoked session waits for it before accepting connections.
+func (t *Tier) Ready() <-chan struct{} { return t.ready }
 
 // do runs op under the deadline, unless the store is backing off, and
 // keeps the failure count. A miss is a success.

@@ -48,22 +48,13 @@ func newServer(t *testing.T, store tlscache.Store, clk *clock, keys []fleet.Key,
 	cache := tlscache.New(tier.Hooks(&tlscache.Options{Mode: mode, Now: clk.Now}))
 	if _, ok := store.(tlscache.Watcher); ok {
 		ctx, cancel := context.WithCancel(context.Background())
-		started := make(chan struct{})
 		done := make(chan struct{})
-		var once sync.Once
 		go func() {
 			defer close(done)
 			tier.Watch(ctx, cache)
 		}()
-		// Watch flushes the internal tier when it starts; wait for it.
-		go func() {
-			for tier.Stats().Resyncs == 0 {
-				time.Sleep(time.Millisecond)
-			}
-			once.Do(func() { close(started) })
-		}()
 		select {
-		case <-started:
+		case <-tier.Ready():
 		case <-time.After(5 * time.Second):
 			t.Fatal("Watch did not start")
 		}

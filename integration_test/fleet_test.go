@@ -52,7 +52,11 @@ func startMember(t *testing.T, cfg *tls.Config, o fleetOptions) *fleetMember {
 	done := make(chan struct{})
 	go func() { defer close(done); tier.Watch(ctx, cache) }()
 	t.Cleanup(func() { cancel(); <-done })
-	waitFor(t, "the watch to start", 5*time.Second, func() bool { return tier.Stats().Resyncs > 0 })
+	select {
+	case <-tier.Ready():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the watch did not start")
+	}
 	return &fleetMember{server: startServer(t, cfg, cache, o.opts), tier: tier, store: store}
 }
 
