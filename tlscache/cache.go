@@ -76,9 +76,10 @@ type Options struct {
 	// RemoveHook is called when a session leaves the cache, and on Remove of
 	// an ID that was not cached, so an external cache learns to forget it
 	// (SSL_CTX_sess_set_remove_cb). An error counts in StoreErrors. For
-	// reason Taken, returning ErrCacheMiss says that a shared store's atomic
-	// take found the session already gone (another server took it first):
-	// Take then misses, so a ticket resumes at most once across a fleet.
+	// reason Taken, an error makes Take miss: ErrCacheMiss says that a
+	// shared store's atomic take found the session already gone (another
+	// server took it first), any other error that the take could not be
+	// confirmed. So a ticket resumes at most once across a fleet.
 	RemoveHook func(s *Session, why Reason) error
 
 	// Now is the clock; nil means time.Now. Tests pass a fake one.
@@ -98,11 +99,53 @@ type Cache struct {
 	removeHook func(*Session, Reason) error
 	now        func() time.Time
 
-	mu   sync.RWMutex
-	m    map[string]*Session
-	heap expiryHeap
-	size int    // 0: no limit
-	seq  uint64 // insertion counter
+	mu    sync.RWMutex
+	m     map[string]*Session
+	heap  expiryHeap
+	size  int    // 0: no limit
+	seq   uint64 // insertion counter
+	inval invalidations
+}
+
+// invalidations remember what Invalidate and FlushAll removed recently, so
+// that a get-hook result read from a store before such a removal does not
+// bring the session back (see lookup). Guarded by Cache.mu.
+type invalidations struct {
+	gen      uint64 // bumped by each Invalidate and FlushAll
+	flushGen uint64 // gen of the last FlushAll
+	recent   [64]struct {
+		key string
+		gen uint64
+	} // the latest invalidated IDs, a ring indexed by gen
+}
+
+// record notes that key (or everything, for the empty key) was removed.
+func (v *invalidations) record(key string, all bool) {
+	v.gen++
+	if all {
+		v.flushGen = v.gen
+		return
+	}
+	e := &v.recent[v.gen%uint64(len(v.recent))]
+	e.key, e.gen = key, v.gen
+}
+
+// since reports whether key may have been removed after generation g0: it
+// was invalidated or everything was flushed since, or too much happened
+// since to tell.
+func (v *invalidations) since(key string, g0 uint64) bool {
+	if v.gen == g0 {
+		return false
+	}
+	if v.flushGen > g0 || v.gen-g0 > uint64(len(v.recent)) {
+		return true
+	}
+	for g := g0 + 1; g <= v.gen; g++ {
+		if e := v.recent[g%uint64(len(v.recent))]; e.gen == g && e.key == key {
+			return true
+		}
+	}
+	return false
 }
 
 // New returns an empty cache configured by opts; nil means all defaults.
@@ -327,11 +370,22 @@ func (c *Cache) removeID(id []byte, arg *Session) *Session {
 // fleet-wide half of Remove. It reports whether one was cached; the remove
 // hook is called with reason Invalidated only then, so a store hook knows
 // not to propagate the removal again.
+//
+// A get-hook result read before the invalidation but returned after it is
+// not resumed nor copied in: a revocation cannot be undone by a lookup that
+// raced with it.
 func (c *Cache) Invalidate(id []byte) bool {
 	if len(id) == 0 {
 		return false
 	}
-	s := c.removeID(id, nil)
+	c.mu.Lock()
+	c.inval.record(string(id), false)
+	s := c.m[string(id)]
+	if s != nil {
+		c.unlinkLocked(s)
+		s.notResumable.Store(true)
+	}
+	c.mu.Unlock()
 	if s == nil {
 		return false
 	}
@@ -371,6 +425,7 @@ func (c *Cache) FlushAll() int {
 	}
 	c.m = make(map[string]*Session)
 	c.heap = nil
+	c.inval.record("", true)
 	c.mu.Unlock()
 	c.callRemove(flushed, Flushed)
 	return len(flushed)

@@ -49,11 +49,13 @@
 // on Redis; package github.com/tlscache/tlscache/fleet turns a Store into
 // the three hooks, sealing each session, bounding each call with a
 // deadline and backing off from a failing store. Every Store passes the
-// suite in package storetest. Two hook rules serve shared stores: Invalidate
+// suite in package storetest. Three rules serve shared stores: Invalidate
 // drops a session another process removed, calling the remove hook with
-// reason Invalidated (not to be propagated again); and a remove hook that
-// answers reason Taken with ErrCacheMiss makes Take miss, since another
-// server took the session first.
+// reason Invalidated (not to be propagated again); a get-hook result that
+// raced with an Invalidate of its ID (or a FlushAll) is a miss and is not
+// copied in, so a revocation is not undone by a lookup in flight; and a
+// remove hook that answers reason Taken with an error makes Take miss,
+// since another server took the session first or the store could not say.
 //
 // # Behaviour
 //

@@ -30,8 +30,8 @@ func (c *Cache) Lookup(id, idContext []byte) *Session {
 // has left the internal cache atomically, with the remove hook called with
 // reason Taken, so two connections racing with one ticket resume at most
 // once. The get hook is asked with take set, and its result is not copied in.
-// When the remove hook answers a take with ErrCacheMiss (a shared store
-// whose own atomic take lost the race), Take misses.
+// When the remove hook answers a take with an error (a shared store whose
+// own atomic take lost the race, or could not be asked), Take misses.
 func (c *Cache) Take(id, idContext []byte) *Session {
 	return c.lookup(id, idContext, true)
 }
@@ -51,6 +51,7 @@ func (c *Cache) lookup(id, idContext []byte, take bool) *Session {
 	if c.getHook == nil {
 		return nil
 	}
+	gen := c.invalidationGen()
 	s, err := c.getHook(id, take)
 	if err != nil && !errors.Is(err, ErrCacheMiss) {
 		c.stats.storeErrors.Add(1)
@@ -62,10 +63,12 @@ func (c *Cache) lookup(id, idContext []byte, take bool) *Session {
 		c.stats.storeErrors.Add(1) // the hook answered for another ID
 		return nil
 	}
+	if !take && c.invalidatedSince(s, gen, mode&NoInternalStore == 0) {
+		c.stats.misses.Add(1) // removed by another server while the hook ran
+		return nil
+	}
 	c.stats.cbHits.Add(1)
-	if !take && mode&NoInternalStore == 0 {
-		c.Add(s) // UpdateTime refreshes it, as in OpenSSL
-	} else {
+	if take || mode&NoInternalStore != 0 {
 		s.fillDefaults(unixNano(c.now()), c.Timeout(), false)
 	}
 	if !bytes.Equal(s.IDContext, idContext) {
@@ -83,6 +86,33 @@ func (c *Cache) lookup(id, idContext []byte, take bool) *Session {
 	c.stats.hits.Add(1)
 	c.stats.externalHits.Add(1)
 	return s
+}
+
+func (c *Cache) invalidationGen() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.inval.gen
+}
+
+// invalidatedSince reports whether s was invalidated (or everything
+// flushed) after generation gen. If not and copyIn is set, s is added to
+// the internal cache under the same lock, as Add would (UpdateTime
+// refreshes it, as in OpenSSL), so that no invalidation slips in between.
+func (c *Cache) invalidatedSince(s *Session, gen uint64, copyIn bool) bool {
+	refresh := c.Mode()&UpdateTime != 0
+	now := unixNano(c.now())
+	c.mu.Lock()
+	if c.inval.since(string(s.ID), gen) {
+		c.mu.Unlock()
+		return true
+	}
+	var evicted []*Session
+	if copyIn {
+		_, evicted = c.addLocked(s, now, refresh)
+	}
+	c.mu.Unlock()
+	c.callRemove(evicted, Evicted)
+	return false
 }
 
 // lookupInternal searches the internal cache. found is false only when the
@@ -117,11 +147,16 @@ func (c *Cache) lookupInternal(id, idContext []byte, take bool) (s *Session, fou
 	}
 	c.unlock(take)
 	if take && c.removeHook != nil {
-		if err := c.removeHook(s, Taken); errors.Is(err, ErrCacheMiss) {
-			c.stats.misses.Add(1) // a shared store says another server took it
+		// A shared store confirms the take: a miss there means another
+		// server took it first, and an error means it could not be
+		// confirmed. Either way this connection gets a full handshake.
+		if err := c.removeHook(s, Taken); err != nil {
+			if errors.Is(err, ErrCacheMiss) {
+				c.stats.misses.Add(1)
+			} else {
+				c.stats.storeErrors.Add(1)
+			}
 			return nil, true
-		} else if err != nil {
-			c.stats.storeErrors.Add(1)
 		}
 	}
 	c.stats.hits.Add(1)

@@ -56,10 +56,55 @@ func TestTakeRefusedByStore(t *testing.T) {
 
 	add("down")
 	answer = errors.New("store unreachable")
-	if s := c.Take([]byte("down"), ctx); s == nil {
-		t.Fatal("Take failed on a store error; the internal tier should decide")
+	if s := c.Take([]byte("down"), ctx); s != nil {
+		t.Fatal("Take succeeded although the store could not confirm it")
 	}
-	if st := c.Stats(); st.Hits != 1 || st.StoreErrors != 1 {
-		t.Fatalf("Hits %d StoreErrors %d, want 1 and 1", st.Hits, st.StoreErrors)
+	if st := c.Stats(); st.Hits != 0 || st.StoreErrors != 1 {
+		t.Fatalf("Hits %d StoreErrors %d, want 0 and 1", st.Hits, st.StoreErrors)
+	}
+
+	add("ok")
+	answer = nil
+	if s := c.Take([]byte("ok"), ctx); s == nil {
+		t.Fatal("Take failed although the store confirmed it")
+	}
+}
+
+// TestInvalidateDuringGetHook: a session the get hook read from a store
+// before another server removed it, but returned after the removal reached
+// this cache, is neither resumed nor copied in.
+func TestInvalidateDuringGetHook(t *testing.T) {
+	ctx := []byte("ctx")
+	var during func(c *Cache) // runs while the hook "waits for the store"
+	var c *Cache
+	c, _, _ = newTestCache(t, Options{GetHook: func(id []byte, take bool) (*Session, error) {
+		s := newSessionAt(id, ctx, []byte("st"), epoch, time.Hour) // read before the removal
+		during(c)
+		return s, nil
+	}})
+	for _, tc := range []struct {
+		name   string
+		during func(c *Cache)
+		want   bool // resumes
+	}{
+		{"nothing", func(*Cache) {}, true},
+		{"this ID invalidated", func(c *Cache) { c.Invalidate([]byte("s")) }, false},
+		{"another ID invalidated", func(c *Cache) { c.Invalidate([]byte("other")) }, true},
+		{"all flushed", func(c *Cache) { c.FlushAll() }, false},
+		{"too many invalidations to tell", func(c *Cache) {
+			for i := range 100 {
+				c.Invalidate([]byte{byte(i), 'x'})
+			}
+		}, false},
+	} {
+		c.FlushAll()
+		during = tc.during
+		got := c.Lookup([]byte("s"), ctx) != nil
+		if got != tc.want {
+			t.Errorf("%s: resumed %v, want %v", tc.name, got, tc.want)
+		}
+		if cached := c.Peek([]byte("s")) != nil; cached != tc.want {
+			t.Errorf("%s: copied in %v, want %v", tc.name, cached, tc.want)
+		}
 	}
 }
