@@ -28,11 +28,16 @@
 // The TLS hooks have no context, so every store call runs under
 // Options.Timeout (DefaultTimeout, 20 ms). A call that fails or times out
 // is a miss: the handshake goes on as a full one, and the cache counts a
-// StoreError. After Options.Failures failures in a row the store is skipped
-// for Options.BackOff, after which one call probes it; a store that answers
-// again is used again, with no restart. A removal that fails is kept and
-// retried when Watch sees the store come back, and the internal tier is
-// flushed then, since other servers' revocations may have been missed.
+// StoreError. A handshake makes at most two store calls (its lookup and
+// its new session), so a hung store adds at most two Timeouts to it; after
+// Options.Failures failures in a row the store is skipped for
+// Options.BackOff, after which one call probes it, and a store that
+// answers again is used again, with no restart. A removal that fails is
+// kept and retried after the next call that succeeds, and when Watch sees
+// the store come back; the internal tier is flushed then, since other
+// servers' revocations may have been missed. A lookup whose store read
+// raced with a revocation does not bring the session back (see
+// tlscache.Cache.Invalidate).
 //
 // # Security
 //

@@ -46,9 +46,16 @@ func GenerateKey() Key {
 // ID returns the key's public fingerprint, as hex.
 func (k Key) ID() string { return hex.EncodeToString(k.id[:]) }
 
-// String returns the key's secret in the form ParseKeys reads: standard
+// String names the key by its ID, never its secret, so that printing a Key
+// or an Options does not leak it into logs.
+func (k Key) String() string { return "fleet.Key(" + k.ID() + ")" }
+
+// GoString is String, for %#v.
+func (k Key) GoString() string { return k.String() }
+
+// Secret returns the key's secret in the form ParseKeys reads: standard
 // base64 of the 32 bytes.
-func (k Key) String() string { return base64.StdEncoding.EncodeToString(k.secret[:]) }
+func (k Key) Secret() string { return base64.StdEncoding.EncodeToString(k.secret[:]) }
 
 // ParseKeys reads a keyring: base64-encoded 32-byte secrets separated by
 // white space or commas, where '#' starts a comment that runs to the end of

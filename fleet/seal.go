@@ -73,19 +73,23 @@ func open(keys []Key, key string, value []byte) (*tlscache.Session, error) {
 	idContext := rest[:ctxLen]
 	nonce := rest[ctxLen : ctxLen+chacha20poly1305.NonceSizeX]
 	ciphertext := rest[ctxLen+chacha20poly1305.NonceSizeX:]
-	var k *Key
+	var plain []byte
+	known, opened := false, false
 	for i := range keys {
-		if bytes.Equal(keys[i].id[:], value[1:5]) {
-			k = &keys[i]
+		if !bytes.Equal(keys[i].id[:], value[1:5]) {
+			continue
+		}
+		known = true // IDs are 32-bit fingerprints: try every key that matches
+		aead, _ := chacha20poly1305.NewX(keys[i].secret[:])
+		if p, err := aead.Open(nil, nonce, ciphertext, additionalData(key, header)); err == nil {
+			plain, opened = p, true
 			break
 		}
 	}
-	if k == nil {
+	if !known {
 		return nil, fmt.Errorf("%w: sealed under key %x, which is not in the keyring", ErrUnsealed, value[1:5])
 	}
-	aead, _ := chacha20poly1305.NewX(k.secret[:])
-	plain, err := aead.Open(nil, nonce, ciphertext, additionalData(key, header))
-	if err != nil {
+	if !opened {
 		return nil, fmt.Errorf("%w: authentication failed", ErrUnsealed)
 	}
 	s := new(tlscache.Session)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,17 +90,29 @@ func TestKeyRotation(t *testing.T) {
 	}
 }
 
+// TestKeyPrintsNoSecret: printing keys, in any verb, shows IDs only.
+func TestKeyPrintsNoSecret(t *testing.T) {
+	k := GenerateKey()
+	opts := Options{Keys: []Key{k}}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+		out := fmt.Sprintf(verb, opts)
+		if strings.Contains(out, k.Secret()) || !strings.Contains(out, k.ID()) {
+			t.Errorf("%s of Options = %s", verb, out)
+		}
+	}
+}
+
 func TestParseKeys(t *testing.T) {
 	a, b := GenerateKey(), GenerateKey()
-	text := "# fleet keys, newest first\n" + a.String() + "  # current\n\n" + b.String() + "\n"
+	text := "# fleet keys, newest first\n" + a.Secret() + "  # current\n\n" + b.Secret() + "\n"
 	keys, err := ParseKeys(text)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(keys) != 2 || keys[0] != a || keys[1] != b {
-		t.Fatalf("ParseKeys gave %d keys %v, want [%s %s]", len(keys), keys, a.ID(), b.ID())
+		t.Fatalf("ParseKeys gave %d keys %v, want [%v %v]", len(keys), keys, a, b)
 	}
-	if keys, err := ParseKeys(a.String() + "," + b.String()); err != nil || len(keys) != 2 {
+	if keys, err := ParseKeys(a.Secret() + "," + b.Secret()); err != nil || len(keys) != 2 {
 		t.Fatalf("comma-separated: %d keys, %v", len(keys), err)
 	}
 	for _, bad := range []string{"", "# only a comment", "not base64!", "c2hvcnQ=" /* "short" */} {

@@ -71,14 +71,15 @@ type Tier struct {
 	ready     chan struct{} // closed when a Watch first works
 	readyOnce sync.Once
 
-	mu      sync.Mutex
-	failed  int       // consecutive failures
-	until   time.Time // skip the store until then
-	pending map[string]struct{}
+	mu       sync.Mutex
+	failed   int       // consecutive failures
+	until    time.Time // skip the store until then
+	pending  map[string]struct{}
+	retrying bool // a retryPending runs
 
 	stats struct {
 		calls, errors, skipped, backOffs, badValues atomic.Int64
-		invalidations, resyncs, retried             atomic.Int64
+		invalidations, resyncs, retried, dropped    atomic.Int64
 	}
 }
 
@@ -178,7 +179,8 @@ func (t *Tier) GetHook(id []byte, take bool) (*tlscache.Session, error) {
 // store too, and ErrCacheMiss tells the cache that another server took it
 // first. Evictions, flushes and expiry are local housekeeping that the
 // store's own TTL and size handle: they are not propagated. A removal that
-// fails is retried when Watch sees the store come back.
+// fails is kept and retried, in the background, after the next call that
+// succeeds and whenever Watch sees the store come back.
 func (t *Tier) RemoveHook(s *tlscache.Session, why tlscache.Reason) error {
 	key := storeKey(s.ID)
 	switch why {
@@ -224,7 +226,7 @@ func (t *Tier) Watch(ctx context.Context, cache *tlscache.Cache) error {
 	}, func() {
 		t.stats.resyncs.Add(1)
 		cache.FlushAll()
-		t.retryPending()
+		t.startRetry()
 		t.readyOnce.Do(func() { close(t.ready) })
 	})
 }
@@ -245,9 +247,12 @@ func (t *Tier) do(ctx context.Context, op func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	err := op(ctx)
 	cancel()
-	t.record(err == nil || errors.Is(err, tlscache.ErrCacheMiss))
-	if err != nil && !errors.Is(err, tlscache.ErrCacheMiss) {
+	ok := err == nil || errors.Is(err, tlscache.ErrCacheMiss)
+	t.record(ok)
+	if !ok {
 		t.stats.errors.Add(1)
+	} else {
+		t.startRetry()
 	}
 	return err
 }
@@ -287,11 +292,31 @@ func (t *Tier) addPending(key string) {
 	defer t.mu.Unlock()
 	if len(t.pending) < maxPending {
 		t.pending[key] = struct{}{}
+	} else {
+		t.stats.dropped.Add(1)
 	}
 }
 
-// retryPending deletes from the store the sessions whose removal failed.
+// startRetry starts retryPending in the background, unless nothing is
+// pending or it runs already.
+func (t *Tier) startRetry() {
+	t.mu.Lock()
+	start := len(t.pending) > 0 && !t.retrying
+	t.retrying = t.retrying || start
+	t.mu.Unlock()
+	if start {
+		go t.retryPending()
+	}
+}
+
+// retryPending deletes from the store the sessions whose removal failed,
+// until one fails again.
 func (t *Tier) retryPending() {
+	defer func() {
+		t.mu.Lock()
+		t.retrying = false
+		t.mu.Unlock()
+	}()
 	t.mu.Lock()
 	keys := make([]string, 0, len(t.pending))
 	for k := range t.pending {
@@ -303,7 +328,7 @@ func (t *Tier) retryPending() {
 		err := t.store.Delete(ctx, k)
 		cancel()
 		if err != nil {
-			return // still down; the next resync tries again
+			return // still failing; the next success or resync tries again
 		}
 		t.stats.retried.Add(1)
 		t.mu.Lock()
@@ -324,6 +349,7 @@ type Stats struct {
 	Invalidations int64 `json:"invalidations"` // removals by other servers reported by Watch
 	Resyncs       int64 `json:"resyncs"`       // times Watch (re)started and flushed the internal tier
 	Retried       int64 `json:"retried"`       // failed removals later done
+	Dropped       int64 `json:"dropped"`       // failed removals not kept: too many pending
 	Pending       int   `json:"pending"`       // failed removals waiting for the store to come back
 	BackingOff    bool  `json:"backing_off"`   // the store is being skipped now
 }
@@ -337,6 +363,6 @@ func (t *Tier) Stats() Stats {
 		Calls: t.stats.calls.Load(), Errors: t.stats.errors.Load(), Skipped: t.stats.skipped.Load(),
 		BackOffs: t.stats.backOffs.Load(), BadValues: t.stats.badValues.Load(),
 		Invalidations: t.stats.invalidations.Load(), Resyncs: t.stats.resyncs.Load(),
-		Retried: t.stats.retried.Load(), Pending: pending, BackingOff: backing,
+		Retried: t.stats.retried.Load(), Dropped: t.stats.dropped.Load(), Pending: pending, BackingOff: backing,
 	}
 }

@@ -2,6 +2,7 @@ package fleet_test
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -266,38 +267,56 @@ func TestFleetBackOff(t *testing.T) {
 	}
 }
 
-// TestFleetRemovalRetried: a revocation made while the store is down is
-// done when the watch sees the store again.
+// TestFleetRemovalRetried: a revocation made while the store fails is done
+// once the store answers again: after the next call that succeeds (a store
+// that timed out without dropping the watch), or when a watch starts (a
+// reconnection).
 func TestFleetRemovalRetried(t *testing.T) {
 	clk := newClock()
 	store := &flakyStore{MemoryStore: tlscache.NewMemoryStore(0, clk.Now)}
 	tier, _ := fleet.New(store, &fleet.Options{Keys: []fleet.Key{fleet.GenerateKey()}, Now: clk.Now})
-	a := &server{cache: tlscache.New(tier.Hooks(&tlscache.Options{Now: clk.Now})), tier: tier}
-	a.cache.NewSession(tlscache.Server, newSession(clk, "s"))
-	store.down.Store(true)
-	a.cache.RemoveID([]byte("s"))
-	if p := a.tier.Stats().Pending; p != 1 {
-		t.Fatalf("Pending = %d, want the failed removal kept", p)
+	cache := tlscache.New(tier.Hooks(&tlscache.Options{Now: clk.Now}))
+	inStore := func(id string) bool {
+		_, err := store.MemoryStore.Get(context.Background(), hex.EncodeToString([]byte(id)))
+		return err == nil
 	}
-	store.down.Store(false)
-	if _, err := store.Get(context.Background(), "73"); err != nil {
-		t.Fatal("setup: the session should still be in the store")
+	revokeWhileDown := func(id string) {
+		t.Helper()
+		cache.NewSession(tlscache.Server, newSession(clk, id))
+		store.down.Store(true)
+		cache.RemoveID([]byte(id))
+		store.down.Store(false)
+		if p := tier.Stats().Pending; p != 1 || !inStore(id) {
+			t.Fatalf("Pending = %d, in store %v: want the failed removal kept", p, inStore(id))
+		}
 	}
-	// A watch starting (as after a reconnection) retries it.
+	waitRetried := func(n int64) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for tier.Stats().Retried < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("Retried = %d after 5s, want %d", tier.Stats().Retried, n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+
+	revokeWhileDown("a")
+	cache.Lookup([]byte("unrelated"), []byte("vhost")) // a call that succeeds (a miss)
+	waitRetried(1)
+	if inStore("a") || tier.Stats().Pending != 0 {
+		t.Fatal("the revoked session is still in the store after a successful call")
+	}
+
+	revokeWhileDown("b")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); a.tier.Watch(ctx, a.cache) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for a.tier.Stats().Retried == 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	go func() { defer close(done); tier.Watch(ctx, cache) }()
+	waitRetried(2)
 	cancel()
 	<-done
-	if _, err := store.Get(context.Background(), "73"); !errors.Is(err, tlscache.ErrCacheMiss) {
-		t.Fatalf("the revoked session is still in the store: %v", err)
-	}
-	if p := a.tier.Stats().Pending; p != 0 {
-		t.Fatalf("Pending = %d after the retry", p)
+	if inStore("b") {
+		t.Fatal("the revoked session is still in the store after the watch started")
 	}
 }
 

@@ -186,14 +186,18 @@ func TestFleetRedisOutage(t *testing.T) {
 	}
 	errsBefore := b.cache.Stats().StoreErrors
 
+	// A handshake makes at most two store calls (the lookup, the new
+	// ticket), each cut at the deadline; the margin is for a loaded
+	// machine, far below go-redis's own 3 s read timeout.
+	bound := 2*deadline + 250*time.Millisecond
 	redis.Pause()
-	if r, slowest := phase("Redis hung (SIGSTOP):", 10); r != 0 || slowest > time.Second {
-		t.Fatalf("with Redis hung: %d resumed, slowest handshake %v (deadline %v)", r, slowest, deadline)
+	if r, slowest := phase("Redis hung (SIGSTOP):", 10); r != 0 || slowest > bound {
+		t.Fatalf("with Redis hung: %d resumed, slowest handshake %v (deadline %v, bound %v)", r, slowest, deadline, bound)
 	}
 	redis.Resume()
 	redis.Stop()
-	if r, slowest := phase("Redis dead:", 10); r != 0 || slowest > time.Second {
-		t.Fatalf("with Redis dead: %d resumed, slowest handshake %v", r, slowest)
+	if r, slowest := phase("Redis dead:", 10); r != 0 || slowest > bound {
+		t.Fatalf("with Redis dead: %d resumed, slowest handshake %v (bound %v)", r, slowest, bound)
 	}
 	if got := b.cache.Stats().StoreErrors; got <= errsBefore {
 		t.Fatalf("StoreErrors %d did not rise during the outage", got)
@@ -304,4 +308,44 @@ func TestFleetSingleUse(t *testing.T) {
 		t.Fatal("no ticket resumed at all in 20 rounds")
 	}
 	t.Logf("%d of 20 tickets resumed once, none twice", total)
+}
+
+// TestFleetRevocationDuringOutage: a revocation made on A while Redis hangs
+// is done once Redis answers again, so B (Redis alone) stops resuming the
+// session; A keeps refusing it meanwhile.
+func TestFleetRevocationDuringOutage(t *testing.T) {
+	redis := redistest.Start(t)
+	p := thePKI(t)
+	cert := p.leaf(t, "localhost")
+	version := uint16(tls.VersionTLS13)
+	o := fleetOptions{addr: redis.Addr, prefix: redistest.Prefix(t), keys: []fleet.Key{fleet.GenerateKey()}, timeout: 50 * time.Millisecond}
+	a := startMember(t, serverConfig(version, cert), o)
+	o.mode = tlscache.Server | tlscache.NoInternal
+	b := startMember(t, serverConfig(version, cert), o)
+
+	client := clientConfig(t, version, "localhost", &stickyCache{})
+	dial(t, a.addr, client)
+	client.ClientSessionCache.(*stickyCache).freeze()
+	id := a.onlyIssued(t, 0).ID
+	if !dial(t, b.addr, client).DidResume {
+		t.Fatal("setup: B did not resume A's session")
+	}
+	redis.Pause()
+	a.srv.Revoke(id)
+	if dial(t, a.addr, client).DidResume {
+		t.Fatal("A resumed the session it revoked")
+	}
+	redis.Resume()
+	if st := a.tier.Stats(); st.Pending != 1 {
+		t.Fatalf("A's tier: %+v, want the failed removal pending", st)
+	}
+	// A's next handshakes reach Redis again, and the removal with them.
+	waitFor(t, "A to retry the removal", 5*time.Second, func() bool {
+		// A client with a cache: the server issues it a ticket (a store call).
+		dial(t, a.addr, clientConfig(t, version, "localhost", tls.NewLRUClientSessionCache(1)))
+		return a.tier.Stats().Retried == 1
+	})
+	if dial(t, b.addr, client).DidResume {
+		t.Fatal("B resumed a session revoked on A during the outage")
+	}
 }

@@ -12,12 +12,15 @@
 //
 // The client must have ContextTimeoutEnabled set, so that the deadline of
 // each call is honoured: without it a dead Redis would hold every handshake
-// for the client's ReadTimeout (seconds). New refuses such a client.
+// for the client's ReadTimeout (seconds). New refuses such a client when it
+// is a *redis.Client (standalone or Sentinel), *redis.ClusterClient or
+// *redis.Ring; it cannot look inside other implementations.
 package redisstore
 
 import (
 	"context"
 	"errors"
+	"net"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -61,6 +64,10 @@ func New(c redis.UniversalClient, opts *Options) (*Store, error) {
 			return nil, ErrNoContextTimeout
 		}
 	case *redis.ClusterClient:
+		if !c.Options().ContextTimeoutEnabled {
+			return nil, ErrNoContextTimeout
+		}
+	case *redis.Ring:
 		if !c.Options().ContextTimeoutEnabled {
 			return nil, ErrNoContextTimeout
 		}
@@ -126,22 +133,55 @@ func miss(err error) error {
 	return err
 }
 
+// healthInterval is how long Watch waits on a quiet subscription before
+// it pings, and then for the answer, before it takes the connection for
+// dead (silently dropped by a NAT, a load balancer or a partition) and
+// subscribes again.
+const healthInterval = time.Second
+
+// errSilent ends a subscription that stopped answering pings.
+var errSilent = errors.New("redisstore: the subscription stopped answering")
+
 // Watch implements tlscache.Watcher with SUBSCRIBE on the channel. go-redis
-// reconnects and subscribes again after a break; each confirmed
-// subscription calls lost. While Redis is unreachable it retries with a
-// growing pause, up to a second.
+// reconnects and subscribes again after a broken connection; a connection
+// that goes silent is found by pinging it after a quiet second, and
+// replaced. Each confirmed subscription calls lost. While Redis is
+// unreachable Watch retries with a growing pause, up to a second.
 func (s *Store) Watch(ctx context.Context, deleted func(key string), lost func()) error {
+	for {
+		s.subscribe(ctx, deleted, lost)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+}
+
+// subscribe runs one subscription until ctx is done or it goes silent.
+func (s *Store) subscribe(ctx context.Context, deleted func(key string), lost func()) error {
 	ps := s.c.Subscribe(ctx, s.channel)
 	stop := context.AfterFunc(ctx, func() { ps.Close() })
 	defer stop()
 	defer ps.Close()
 	pause := 10 * time.Millisecond
+	pinged := false
 	for {
-		msg, err := ps.Receive(ctx)
+		msg, err := ps.ReceiveTimeout(ctx, healthInterval)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if err != nil {
+		var ne net.Error
+		switch {
+		case errors.As(err, &ne) && ne.Timeout():
+			if pinged {
+				return errSilent
+			}
+			if ps.Ping(ctx) != nil {
+				return errSilent
+			}
+			pinged = true
+			continue
+		case err != nil:
+			pinged = false
 			t := time.NewTimer(pause)
 			select {
 			case <-ctx.Done():
@@ -152,7 +192,7 @@ func (s *Store) Watch(ctx context.Context, deleted func(key string), lost func()
 			pause = min(2*pause, time.Second)
 			continue
 		}
-		pause = 10 * time.Millisecond
+		pause, pinged = 10*time.Millisecond, false
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			if m.Kind == "subscribe" && m.Channel == s.channel {
