@@ -7,6 +7,14 @@
 // It serves https://127.0.0.1:8443 with a self-signed certificate for
 // localhost (or -cert/-key), logs one line per connection, and shows each
 // connection's TLS state and the cache statistics at GET /.
+//
+// An admin API (plain HTTP, loopback only unless -admin-public) listens on
+// http://127.0.0.1:9443: list, delete and flush sessions, read and change
+// the mode, timeout and size, and GET /metrics for Prometheus. Set a bearer
+// token with $TLSCACHE_ADMIN_TOKEN (or -admin-token, which ps shows).
+//
+// Both listeners log the address they listen on, so ports chosen with
+// -addr 127.0.0.1:0 -admin 127.0.0.1:0 can be read from the log.
 package main
 
 import (
@@ -16,9 +24,11 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -37,12 +47,20 @@ func main() {
 		singleUse = flag.Bool("single-use", false, "every session resumes at most once")
 		mode      = flag.String("mode", "", "extra mode flags, e.g. NoAutoClear|UpdateTime")
 		tls12     = flag.Bool("tls12", false, "offer TLS 1.2 only")
+
+		adminAddr   = flag.String("admin", "127.0.0.1:9443", "admin API listen address (plain HTTP, loopback only); empty: no admin API")
+		adminToken  = flag.String("admin-token", "", "bearer token the admin API requires (default $TLSCACHE_ADMIN_TOKEN; the flag shows in ps)")
+		adminPublic = flag.Bool("admin-public", false, "allow -admin on a non-loopback address (then set a token)")
 	)
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if *adminToken == "" {
+		*adminToken = os.Getenv("TLSCACHE_ADMIN_TOKEN")
+	}
 	if err := run(log, config{
 		addr: *addr, certFile: *certFile, keyFile: *keyFile, policy: *policy,
 		timeout: *timeout, size: *size, singleUse: *singleUse, mode: *mode, tls12: *tls12,
+		adminAddr: *adminAddr, adminToken: *adminToken, adminPublic: *adminPublic,
 	}); err != nil {
 		log.Error("https-server", "err", err)
 		os.Exit(1)
@@ -54,6 +72,9 @@ type config struct {
 	timeout                               time.Duration
 	size                                  int
 	singleUse, tls12                      bool
+
+	adminAddr, adminToken string
+	adminPublic           bool
 }
 
 func run(log *slog.Logger, cfg config) error {
@@ -84,7 +105,6 @@ func run(log *slog.Logger, cfg config) error {
 		log:    log,
 	}
 	hs := &http.Server{
-		Addr:              cfg.addr,
 		Handler:           app.routes(),
 		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -95,26 +115,84 @@ func run(log *slog.Logger, cfg config) error {
 	}
 	app.logConnections(hs)
 
+	// Listen on both before serving either: a bad -admin fails the start.
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return err
+	}
+	servers := []*serving{{name: "https", srv: hs, ln: ln, serve: func() error { return hs.ServeTLS(ln, "", "") }}}
+	if cfg.adminAddr != "" {
+		aln, err := listenAdmin(cfg.adminAddr, cfg.adminPublic)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		api := &admin{cache: cache, srv: app.srv, policy: cfg.policy, log: log, token: hashToken(cfg.adminToken)}
+		as := &http.Server{
+			Handler:           api.routes(),
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+		servers = append(servers, &serving{name: "admin", srv: as, ln: aln, serve: func() error { return as.Serve(aln) }})
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	errc := make(chan error, 1)
-	go func() { errc <- hs.ListenAndServeTLS("", "") }()
-	log.Info("serving", "url", "https://"+cfg.addr+"/", "policy", cfg.policy, "mode", mode.String())
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
+	errc := make(chan error, len(servers))
+	for _, s := range servers {
+		go func() { errc <- s.serve() }()
 	}
-	log.Info("shutting down")
+	log.Info("serving", "addr", ln.Addr().String(), "url", "https://"+ln.Addr().String()+"/",
+		"policy", cfg.policy, "mode", mode.String())
+	if cfg.adminAddr == "" {
+		log.Info("admin API off")
+	} else {
+		aln := servers[1].ln
+		log.Info("admin", "addr", aln.Addr().String(), "url", "http://"+aln.Addr().String()+"/", "token", cfg.adminToken != "")
+		if tcp, ok := aln.Addr().(*net.TCPAddr); !ok || !tcp.IP.IsLoopback() {
+			log.Warn("THE ADMIN API IS REACHABLE FROM THE NETWORK over plain HTTP: anyone who reaches it can remove sessions and change the cache",
+				"addr", aln.Addr().String(), "token", cfg.adminToken != "")
+		}
+	}
+
+	var serveErr error
+	select {
+	case serveErr = <-errc:
+	case <-ctx.Done():
+		log.Info("shutting down")
+	}
+	stop() // a second signal kills the process
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := hs.Shutdown(shutdownCtx); err != nil {
+	errs := make([]error, len(servers))
+	var wg sync.WaitGroup
+	for i, s := range servers {
+		wg.Go(func() {
+			if err := s.srv.Shutdown(shutdownCtx); err != nil {
+				errs[i] = fmt.Errorf("shutting down the %s server: %w", s.name, err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(append(errs, serveErr)...); err != nil {
 		return err
 	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
+	for range servers {
+		if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
 	}
+	log.Info("stopped")
 	return nil
+}
+
+// serving is one of the servers run runs: HTTPS or admin.
+type serving struct {
+	name  string
+	srv   *http.Server
+	ln    net.Listener
+	serve func() error
 }
 
 // policyMode returns the cache mode of a resumption policy, with the extra
