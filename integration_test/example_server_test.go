@@ -400,7 +400,7 @@ func TestExampleAdminToken(t *testing.T) {
 			extra = []string{"-H", header}
 		}
 		s.adminJSON(t, "GET", "/config", "", 401, &e, extra...)
-		if !strings.Contains(e.Error, "bearer token") {
+		if !strings.Contains(e.Error, "send Authorization: Bearer <token>") {
 			t.Errorf("%q: error %q", header, e.Error)
 		}
 		s.adminJSON(t, "POST", "/sessions/flush-all", "", 401, nil, extra...)

@@ -316,6 +316,7 @@ func writeJSONStatus(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // a terminal reads this, not a browser
 	enc.Encode(v)
 }
 
