@@ -289,8 +289,14 @@ func run(t *testing.T, stdin string, name string, args ...string) string {
 // returns "New" or "Reused" and the whole output, the response included.
 func (s *exampleServer) sClientHTTP(t *testing.T, protoFlag, sessFlag, sessFile, request string) (string, string) {
 	t.Helper()
+	return s.sClientHTTPAs(t, "localhost", protoFlag, sessFlag, sessFile, request)
+}
+
+// sClientHTTPAs is sClientHTTP with another server name (SNI).
+func (s *exampleServer) sClientHTTPAs(t *testing.T, serverName, protoFlag, sessFlag, sessFile, request string) (string, string) {
+	t.Helper()
 	out := run(t, request, requirePeer(t, "openssl"), "s_client",
-		"-connect", s.addr, "-servername", "localhost",
+		"-connect", s.addr, "-servername", serverName,
 		"-CAfile", s.caFile, "-verify_return_error",
 		protoFlag, sessFlag, sessFile, "-ign_eof")
 	m := sessionLine.FindStringSubmatch(out)

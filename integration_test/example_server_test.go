@@ -213,31 +213,34 @@ func TestExampleAdminConfigAndMetrics(t *testing.T) {
 	s := startExample(t, "-size", "1")
 	dir := t.TempDir()
 	a, b := filepath.Join(dir, "a.pem"), filepath.Join(dir, "b.pem")
-	sc := func(flag, file, want string) {
+	sc := func(name, flag, file, want string) {
 		t.Helper()
-		if got, out := s.sClientHTTP(t, "-tls1_3", flag, file, getRoot); got != want {
-			t.Fatalf("s_client %s %s: %s, want %s\n%s", flag, filepath.Base(file), got, want, out)
+		if got, out := s.sClientHTTPAs(t, name, "-tls1_3", flag, file, getRoot); got != want {
+			t.Fatalf("s_client -servername %s %s %s: %s, want %s\n%s", name, flag, filepath.Base(file), got, want, out)
 		}
 	}
-	sc("-sess_out", a, "New")   // 1 session: a
-	sc("-sess_in", a, "Reused") // hit; its new ticket evicts a (size 1)
-	sc("-sess_in", a, "New")    // miss; its ticket evicts the last one
-	sc("-sess_out", b, "New")   // evicts again: b is the one cached
-	sc("-sess_in", b, "Reused") // hit; evicts b
+	// Each TLS 1.3 handshake issues one ticket, and with -size 1 each
+	// new one evicts the one cached before it.
+	sc("localhost", "-sess_out", a, "New")    // a cached
+	sc("localhost", "-sess_in", a, "Reused")  // a hit; a's successor evicts a
+	sc("localhost", "-sess_in", a, "New")     // a miss; evicts the successor
+	sc("localhost", "-sess_out", b, "New")    // b cached, evicting
+	sc("other.example", "-sess_in", b, "New") // a context mismatch (b stays), evicting b
+	sc("localhost", "-sess_in", b, "New")     // a miss; evicting
 	want := map[string]float64{
 		"tlscache_sessions":                 1,
-		"tlscache_accept_total":             5,
-		"tlscache_accept_good_total":        5,
+		"tlscache_accept_total":             6,
+		"tlscache_accept_good_total":        6,
 		"tlscache_connect_total":            0,
 		"tlscache_connect_good_total":       0,
-		"tlscache_hits_total":               2,
+		"tlscache_hits_total":               1,
 		"tlscache_cb_hits_total":            0,
-		"tlscache_misses_total":             1,
+		"tlscache_misses_total":             2,
 		"tlscache_timeouts_total":           0,
-		"tlscache_cache_full_total":         4,
-		"tlscache_context_mismatches_total": 0,
+		"tlscache_cache_full_total":         5,
+		"tlscache_context_mismatches_total": 1,
 		"tlscache_store_errors_total":       0,
-		"tlscache_internal_hits_total":      2,
+		"tlscache_internal_hits_total":      1,
 		"tlscache_external_hits_total":      0,
 		"tlscache_size_limit":               1,
 		"tlscache_timeout_seconds":          7200,
@@ -256,9 +259,9 @@ func TestExampleAdminConfigAndMetrics(t *testing.T) {
 	if cfg != changed.Config {
 		t.Fatalf("GET /config = %+v after PATCH said %+v", cfg, changed.Config)
 	}
-	sc("-sess_out", a, "New") // a session with a 1ms lifetime
+	sc("localhost", "-sess_out", a, "New") // a session with a 1ms lifetime
 	waitExpired(t, s, 1)
-	sc("-sess_in", a, "New") // found expired: a timeout, not a miss; its successor expires too
+	sc("localhost", "-sess_in", a, "New") // found expired: a timeout, not a miss; its successor expires too
 	waitExpired(t, s, 1)
 	var flushed struct {
 		Removed int `json:"removed"`
@@ -267,9 +270,9 @@ func TestExampleAdminConfigAndMetrics(t *testing.T) {
 	if flushed.Removed != 1 {
 		t.Errorf("flush-expired removed %d, want 1", flushed.Removed)
 	}
-	want["tlscache_sessions"] = 1 // b's successor, with a 2h lifetime
-	want["tlscache_accept_total"] = 7
-	want["tlscache_accept_good_total"] = 7
+	want["tlscache_sessions"] = 1 // the last one cached under -size 1, with a 2h lifetime
+	want["tlscache_accept_total"] = 8
+	want["tlscache_accept_good_total"] = 8
 	want["tlscache_timeouts_total"] = 1
 	want["tlscache_size_limit"] = 0
 	want["tlscache_timeout_seconds"] = 0.001
