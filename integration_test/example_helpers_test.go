@@ -494,8 +494,8 @@ func parseMetrics(text string) (map[string]metricSample, error) {
 	return out, nil
 }
 
-// bytesEqualJSON reports whether two JSON texts hold the same value.
-func bytesEqualJSON(a, b string) bool {
+// sameJSON reports whether two JSON texts hold the same value.
+func sameJSON(a, b string) bool {
 	var x, y any
 	if json.Unmarshal([]byte(a), &x) != nil || json.Unmarshal([]byte(b), &y) != nil {
 		return false
