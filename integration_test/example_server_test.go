@@ -58,6 +58,9 @@ func TestExamplePolicyAll(t *testing.T) {
 				t.Fatalf("gnutls-cli --resume did not resume:\n%s", out)
 			}
 			s.logs.wait(t, connLine, 4)
+			if n := s.logs.count(connLine); n != 4 {
+				t.Errorf("%d connection lines for 4 connections:\n%s", n, s.logs)
+			}
 		})
 	}
 }
