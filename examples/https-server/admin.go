@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tlscache/tlscache/adapter"
+	"github.com/tlscache/tlscache/fleet"
 	"github.com/tlscache/tlscache/tlscache"
 )
 
@@ -34,6 +35,7 @@ import (
 type admin struct {
 	cache  *tlscache.Cache
 	srv    *adapter.Server
+	tier   *fleet.Tier // nil without -redis
 	policy string
 	log    *slog.Logger
 	token  []byte // SHA-256 of the bearer token; nil: no token

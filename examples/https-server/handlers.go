@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tlscache/tlscache/adapter"
+	"github.com/tlscache/tlscache/fleet"
 	"github.com/tlscache/tlscache/tlscache"
 )
 
@@ -22,6 +23,8 @@ type app struct {
 	srv    *adapter.Server
 	policy string
 	log    *slog.Logger
+	tier   *fleet.Tier // nil without -redis
+	share  *fleetShare // -redis under -policy login
 }
 
 func (a *app) routes() http.Handler {
@@ -121,6 +124,11 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 	for _, s := range adapter.ConnSessionsFrom(r.Context()).All() {
 		if a.cache.Add(s) {
 			added++
+			if a.tier != nil { // the fleet resumes it too
+				if err := a.tier.Put(r.Context(), s); err != nil {
+					a.log.Warn("login: session not shared with the fleet", "err", err)
+				}
+			}
 		}
 	}
 	a.log.Info("login", "sessions_added", added)
@@ -165,9 +173,15 @@ func (a *app) logConnections(hs *http.Server) {
 		switch state {
 		case http.StateActive:
 			cl.log(a.log, c)
+			if a.share != nil {
+				a.share.share(context.Background(), a, cl.sessions)
+			}
 		case http.StateClosed, http.StateHijacked:
 			cl.log(a.log, c)
 			conns.Delete(c)
+			if a.share != nil {
+				a.share.forget(cl.sessions)
+			}
 		}
 	}
 }

@@ -15,6 +15,11 @@
 //
 // Both listeners log the address they listen on, so ports chosen with
 // -addr 127.0.0.1:0 -admin 127.0.0.1:0 can be read from the log.
+//
+// With -redis host:port, servers share their sessions through Redis, sealed
+// with the keys of -seal-keys or $TLSCACHE_SEAL_KEYS: a session issued by
+// one resumes on all, and a session removed on one (admin DELETE, logout)
+// stops resuming on all.
 package main
 
 import (
@@ -33,6 +38,8 @@ import (
 	"time"
 
 	"github.com/tlscache/tlscache/adapter"
+	"github.com/tlscache/tlscache/fleet"
+	"github.com/tlscache/tlscache/redisstore"
 	"github.com/tlscache/tlscache/tlscache"
 )
 
@@ -51,6 +58,11 @@ func main() {
 		adminAddr   = flag.String("admin", "127.0.0.1:9443", "admin API listen address (plain HTTP, loopback only); empty: no admin API")
 		adminToken  = flag.String("admin-token", "", "bearer token the admin API requires (default $TLSCACHE_ADMIN_TOKEN; the flag shows in ps)")
 		adminPublic = flag.Bool("admin-public", false, "allow -admin on a non-loopback address (then set a token)")
+
+		redisAddr    = flag.String("redis", "", "share sessions with a fleet through Redis at host:port (several, comma-separated: a cluster)")
+		redisPrefix  = flag.String("redis-prefix", redisstore.DefaultPrefix, "Redis key prefix the fleet shares")
+		sealKeys     = flag.String("seal-keys", "", "file of base64 sealing keys, newest first (default $TLSCACHE_SEAL_KEYS)")
+		storeTimeout = flag.Duration("store-timeout", fleet.DefaultTimeout, "deadline of each Redis call made during a handshake")
 	)
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -61,6 +73,7 @@ func main() {
 		addr: *addr, certFile: *certFile, keyFile: *keyFile, policy: *policy,
 		timeout: *timeout, size: *size, singleUse: *singleUse, mode: *mode, tls12: *tls12,
 		adminAddr: *adminAddr, adminToken: *adminToken, adminPublic: *adminPublic,
+		fleet: fleetConfig{redis: *redisAddr, prefix: *redisPrefix, keysFile: *sealKeys, timeout: *storeTimeout},
 	}); err != nil {
 		log.Error("https-server", "err", err)
 		os.Exit(1)
@@ -75,6 +88,8 @@ type config struct {
 
 	adminAddr, adminToken string
 	adminPublic           bool
+
+	fleet fleetConfig
 }
 
 func run(log *slog.Logger, cfg config) error {
@@ -90,8 +105,30 @@ func run(log *slog.Logger, cfg config) error {
 	if size == 0 {
 		size = -1 // tlscache.Options: negative means no limit
 	}
-	cache := tlscache.New(&tlscache.Options{Mode: mode, Size: size, Timeout: cfg.timeout})
+	opts := &tlscache.Options{Mode: mode, Size: size, Timeout: cfg.timeout}
+	var tier *fleet.Tier
+	if cfg.fleet.redis != "" {
+		if cfg.policy == "none" {
+			return errors.New("-redis: -policy none resumes nothing, so there is nothing to share")
+		}
+		t, closeRedis, err := openFleet(log, cfg.fleet)
+		if err != nil {
+			return err
+		}
+		defer closeRedis()
+		tier = t
+		opts = tier.Hooks(opts)
+		if cfg.policy == "login" {
+			opts.NewHook = nil // only approved sessions join the fleet: see login and fleetShare
+		}
+	}
+	cache := tlscache.New(opts)
 	cache.SetMode(mode) // Options cannot say Off (zero means the default)
+	if tier != nil {
+		watchCtx, stopWatch := context.WithCancel(context.Background())
+		waitWatch := watchFleet(watchCtx, log, tier, cache)
+		defer func() { stopWatch(); waitWatch() }()
+	}
 	tlsConfig := &tls.Config{Certificates: []tls.Certificate{cert}}
 	if cfg.tls12 {
 		tlsConfig.MaxVersion = tls.VersionTLS12
@@ -103,6 +140,10 @@ func run(log *slog.Logger, cfg config) error {
 		srv:    adapter.NewServer(cache, &adapter.ServerOptions{SingleUse: cfg.singleUse, InheritApproval: true}),
 		policy: cfg.policy,
 		log:    log,
+		tier:   tier,
+	}
+	if tier != nil && cfg.policy == "login" {
+		app.share = &fleetShare{tier: tier}
 	}
 	hs := &http.Server{
 		Handler:           app.routes(),
@@ -127,7 +168,7 @@ func run(log *slog.Logger, cfg config) error {
 			ln.Close()
 			return err
 		}
-		api := &admin{cache: cache, srv: app.srv, policy: cfg.policy, log: log, token: hashToken(cfg.adminToken)}
+		api := &admin{cache: cache, srv: app.srv, tier: tier, policy: cfg.policy, log: log, token: hashToken(cfg.adminToken)}
 		as := &http.Server{
 			Handler:           api.routes(),
 			ReadHeaderTimeout: 10 * time.Second,

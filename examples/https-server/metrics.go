@@ -51,7 +51,11 @@ func cacheMetrics(c *tlscache.Cache) []metric {
 func (a *admin) metrics(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	bw := bufio.NewWriter(w)
-	for _, m := range cacheMetrics(a.cache) {
+	ms := cacheMetrics(a.cache)
+	if a.tier != nil {
+		ms = append(ms, fleetMetrics(a.tier)...)
+	}
+	for _, m := range ms {
 		fmt.Fprintf(bw, "# HELP %s %s\n# TYPE %s %s\n%s %s\n", m.name, m.help, m.name, m.typ,
 			m.name, strconv.FormatFloat(m.value, 'f', -1, 64))
 	}

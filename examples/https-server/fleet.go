@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/tlscache/tlscache/adapter"
+	"github.com/tlscache/tlscache/fleet"
+	"github.com/tlscache/tlscache/redisstore"
+	"github.com/tlscache/tlscache/tlscache"
+)
+
+// fleetConfig is how -redis joins this server to a fleet.
+type fleetConfig struct {
+	redis    string // host:port, or several (comma-separated) for a cluster
+	prefix   string
+	keysFile string // empty: $TLSCACHE_SEAL_KEYS
+	timeout  time.Duration
+}
+
+// keysHelp tells how to make a keyring.
+const keysHelp = "give every server of the fleet the same sealing keys: -seal-keys FILE or $TLSCACHE_SEAL_KEYS " +
+	"(one key: head -c 32 /dev/urandom | base64)"
+
+// openFleet connects to Redis and returns the tier that shares this
+// server's sessions, and a function that closes the Redis client.
+func openFleet(log *slog.Logger, cfg fleetConfig) (*fleet.Tier, func(), error) {
+	text := os.Getenv("TLSCACHE_SEAL_KEYS")
+	if cfg.keysFile != "" {
+		b, err := os.ReadFile(cfg.keysFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("-seal-keys: %w", err)
+		}
+		text = string(b)
+	}
+	if strings.TrimSpace(text) == "" {
+		return nil, nil, fmt.Errorf("-redis: %s", keysHelp)
+	}
+	keys, err := fleet.ParseKeys(text)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sealing keys: %w", err)
+	}
+	client := redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs:                 strings.Split(cfg.redis, ","),
+		ContextTimeoutEnabled: true, // so that the per-call deadline holds
+	})
+	store, err := redisstore.New(client, &redisstore.Options{Prefix: cfg.prefix})
+	if err != nil {
+		client.Close()
+		return nil, nil, err
+	}
+	tier, err := fleet.New(store, &fleet.Options{Keys: keys, Timeout: cfg.timeout})
+	if err != nil {
+		client.Close()
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := client.Ping(ctx).Err(); err != nil {
+		log.Warn("Redis does not answer: full handshakes until it does", "redis", cfg.redis, "err", err)
+	}
+	log.Info("fleet", "redis", cfg.redis, "prefix", cfg.prefix, "seal_key", keys[0].ID(), "keys", len(keys), "store_timeout", cfg.timeout)
+	return tier, func() { client.Close() }, nil
+}
+
+// watchFleet runs the tier's Watch until ctx is done, and waits (a while)
+// for it to work before the server accepts connections, so that sessions
+// revoked elsewhere are not resumed here.
+func watchFleet(ctx context.Context, log *slog.Logger, tier *fleet.Tier, cache *tlscache.Cache) (wait func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tier.Watch(ctx, cache)
+	}()
+	select {
+	case <-tier.Ready():
+	case <-time.After(2 * time.Second):
+		log.Warn("the fleet's revocation channel is not subscribed yet; serving anyway")
+	}
+	return func() { <-done }
+}
+
+// fleetShare puts into Redis, under -policy login, the sessions this
+// server approves by inheritance: tickets issued on a connection that
+// resumed an approved session (clients rotate tickets) join the fleet as
+// the approved session did at POST /login, once per connection.
+type fleetShare struct {
+	tier *fleet.Tier
+	done sync.Map // *adapter.ConnSessions -> struct{}, until the connection closes
+}
+
+func (f *fleetShare) share(ctx context.Context, a *app, cs *adapter.ConnSessions) {
+	if _, seen := f.done.LoadOrStore(cs, struct{}{}); seen || cs.Resumed() == nil {
+		return
+	}
+	for _, s := range cs.Issued() {
+		if a.cache.Peek(s.ID) == s { // approved here
+			f.tier.Put(ctx, s)
+		}
+	}
+}
+
+func (f *fleetShare) forget(cs *adapter.ConnSessions) { f.done.Delete(cs) }
+
+// fleetMetrics returns the tier's counters as metrics.
+func fleetMetrics(t *fleet.Tier) []metric {
+	st := t.Stats()
+	counter := func(name string, v int64, help string) metric {
+		return metric{"tlscache_fleet_" + name + "_total", "counter", help, float64(v)}
+	}
+	backingOff := 0.0
+	if st.BackingOff {
+		backingOff = 1
+	}
+	return []metric{
+		counter("calls", st.Calls, "Redis calls made."),
+		counter("errors", st.Errors, "Redis calls that failed or passed their deadline."),
+		counter("skipped", st.Skipped, "Redis calls not made while backing off."),
+		counter("back_offs", st.BackOffs, "Times Redis started being skipped after repeated failures."),
+		counter("bad_values", st.BadValues, "Stored values that did not open (wrong key, tampered, truncated)."),
+		counter("invalidations", st.Invalidations, "Removals by other servers received."),
+		counter("resyncs", st.Resyncs, "Times the revocation channel (re)subscribed and the internal tier was flushed."),
+		counter("retried", st.Retried, "Failed removals done later."),
+		counter("dropped", st.Dropped, "Failed removals not kept: too many pending."),
+		{"tlscache_fleet_pending", "gauge", "Failed removals waiting to be retried.", float64(st.Pending)},
+		{"tlscache_fleet_backing_off", "gauge", "1 while Redis is being skipped.", backingOff},
+	}
+}
