@@ -43,6 +43,9 @@ func (b *binding) wrap(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, er
 			return sess.ID, nil
 		}
 	}
+	// Bytes leaves up to half its buffer unused; the cache keeps the state
+	// for hours, so keep it in a buffer of its size.
+	state = append(make([]byte, 0, len(state)), state...)
 	id := make([]byte, IDLen)
 	rand.Read(id)
 	ctx, _ := b.st.ctxs.forName(cs.ServerName)

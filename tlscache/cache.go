@@ -295,7 +295,6 @@ func (c *Cache) addLocked(s *Session, now int64, refresh bool) (bool, []*Session
 		}
 	}
 	s.fillDefaults(now, c.Timeout(), refresh)
-	s.key = key
 	s.exp = s.expiry()
 	c.seq++
 	s.seq = c.seq
@@ -315,7 +314,7 @@ func (c *Cache) evictLocked() *Session {
 
 // unlinkLocked takes s out of the map and heap.
 func (c *Cache) unlinkLocked(s *Session) {
-	delete(c.m, s.key)
+	delete(c.m, string(s.ID))
 	c.heap.remove(s.idx)
 	s.owner.Store(nil)
 }

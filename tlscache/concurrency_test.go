@@ -120,7 +120,7 @@ func TestConcurrentInvariants(t *testing.T) {
 		t.Fatalf("heap %d entries, map %d", len(c.heap), len(c.m))
 	}
 	for i, s := range c.heap {
-		if s.idx != i || c.m[s.key] != s {
+		if s.idx != i || c.m[string(s.ID)] != s {
 			t.Fatalf("heap entry %d inconsistent", i)
 		}
 		if i > 0 && c.heap.less(i, (i-1)/2) {

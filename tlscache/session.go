@@ -31,14 +31,16 @@ type Session struct {
 	// crypto/tls state. It is never serialized.
 	Value any
 
+	// The fields below are ordered so that a Session fits the 144-byte
+	// allocation class: a cache holds many.
 	created      atomic.Int64 // unix nanoseconds, valid when hasCreated
-	hasCreated   atomic.Bool
 	timeout      atomic.Int64 // nanoseconds; 0 means not set yet
-	notResumable atomic.Bool
 	owner        atomic.Pointer[Cache]
+	hasCreated   atomic.Bool
+	notResumable atomic.Bool
 
-	// Guarded by owner.mu while owned.
-	key string // string(ID), the map key
+	// Guarded by owner.mu while owned. The map key is string(ID), which is
+	// why ID must not change.
 	exp int64  // expiry in unix nanoseconds, the heap order
 	seq uint64 // insertion order, breaks expiry ties
 	idx int    // position in owner's heap
