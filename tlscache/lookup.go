@@ -52,7 +52,9 @@ func (c *Cache) lookup(id, idContext []byte, take bool) *Session {
 		return nil
 	}
 	gen := c.invalidationGen()
-	s, err := c.getHook(id, take)
+	// The hook gets its own copy of id, so that id does not escape: the
+	// caller's buffer can live on its stack.
+	s, err := c.getHook(bytes.Clone(id), take)
 	if err != nil && !errors.Is(err, ErrCacheMiss) {
 		c.stats.storeErrors.Add(1)
 	}
