@@ -3,7 +3,6 @@ package tlscache
 import (
 	"errors"
 	"iter"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -92,6 +91,7 @@ type Options struct {
 type Cache struct {
 	mode    atomic.Uint32
 	timeout atomic.Int64
+	_       [64]byte // keep the counters off the mode's cache line
 	stats   counters
 
 	newHook    func(*Session) error
@@ -99,7 +99,7 @@ type Cache struct {
 	removeHook func(*Session, Reason) error
 	now        func() time.Time
 
-	mu    sync.RWMutex
+	mu    rwLock // a sync.RWMutex whose readers on different cores do not collide
 	m     map[string]*Session
 	heap  expiryHeap
 	size  int    // 0: no limit
