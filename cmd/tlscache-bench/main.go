@@ -8,8 +8,8 @@
 // machine slows all rows alike; the table shows each row's median. Rows
 // that run at GOMAXPROCS 1 and 2 set it themselves. Flags:
 //
-//	-benchtime d    time per row and round (default 1s)
-//	-rounds n       rounds (default 3)
+//	-benchtime d    time per row and round (default 500ms)
+//	-rounds n       rounds (default 5)
 //	-run regexp     only the rows whose "section/name" matches
 //	-growth list    cache sizes of the growth rows (default 1000,100000,1000000)
 //	-cpuprofile f, -memprofile f   profiles of the whole run
@@ -98,8 +98,8 @@ func (r *row) ratio() float64 {
 
 func main() {
 	fs := flag.NewFlagSet("tlscache-bench", flag.ExitOnError)
-	benchtime := fs.String("benchtime", "1s", "time per row and round")
-	rounds := fs.Int("rounds", 3, "rounds; the table shows each row's median")
+	benchtime := fs.String("benchtime", "500ms", "time per row and round")
+	rounds := fs.Int("rounds", 5, "rounds; the table shows each row's median")
 	runPat := fs.String("run", "", "only the rows whose section/name matches this regexp")
 	growthList := fs.String("growth", "1000,100000,1000000", "cache sizes of the growth rows")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
@@ -153,7 +153,14 @@ func main() {
 	rows := buildRows(caps)
 	var selected []*row
 	for _, r := range rows {
-		if match.MatchString(r.section+"/"+r.name) && r.skip == "" {
+		if match.MatchString(r.section + "/" + r.name) {
+			selected = append(selected, r)
+		}
+	}
+	rows = selected // printed, with the reason for those that cannot run
+	selected = nil
+	for _, r := range rows {
+		if r.skip == "" {
 			selected = append(selected, r)
 		}
 	}
@@ -173,34 +180,47 @@ func main() {
 
 	// Growth: one cache per size, alive only while its rows run.
 	var growth []*row
-	if match.MatchString("growth/") || match.MatchString("growth/Add") || match.MatchString("growth/Lookup") {
-		var base [3]*row
-		for _, n := range sizes {
-			g := newGrowthCache(n)
-			ops := []*row{
-				{name: fmt.Sprintf("Add (evicts) n=%d", n), fn: g.benchAdd},
-				{name: fmt.Sprintf("Lookup zipf n=%d", n), fn: g.benchLookup(true)},
-				{name: fmt.Sprintf("Lookup uniform n=%d", n), fn: g.benchLookup(false)},
+	growthOps := []string{"Add (evicts)", "Lookup zipf", "Lookup uniform"}
+	var base [3]*row
+	for _, n := range sizes {
+		var ops []*row
+		for i, op := range growthOps {
+			r := &row{section: "growth", name: fmt.Sprintf("%s n=%d", op, n), procs: 1, costBase: true}
+			if base[i] == nil {
+				base[i] = r
 			}
-			runtime.GOMAXPROCS(1)
-			for round := range *rounds {
-				fmt.Fprintf(os.Stderr, "growth n=%d round %d of %d\n", n, round+1, *rounds)
-				for i, r := range ops {
-					r.section, r.procs, r.costBase = "growth", 1, true
-					if base[i] == nil {
-						base[i] = r
-					}
-					r.base = base[i]
-					res := testing.Benchmark(r.fn)
-					r.res = append(r.res, res)
-					progress(r, res)
-				}
+			r.base = base[i]
+			if match.MatchString(r.section + "/" + r.name) {
+				ops = append(ops, r)
 			}
-			runtime.GOMAXPROCS(maxProcs)
-			growth = append(growth, ops...)
-			g = nil
-			runtime.GC()
 		}
+		if len(ops) == 0 {
+			continue
+		}
+		g := newGrowthCache(n)
+		for _, r := range ops {
+			switch {
+			case strings.HasPrefix(r.name, "Add"):
+				r.fn = g.benchAdd
+			case strings.HasPrefix(r.name, "Lookup zipf"):
+				r.fn = g.benchLookup(true)
+			default:
+				r.fn = g.benchLookup(false)
+			}
+		}
+		runtime.GOMAXPROCS(1)
+		for round := range *rounds {
+			fmt.Fprintf(os.Stderr, "growth n=%d round %d of %d\n", n, round+1, *rounds)
+			for _, r := range ops {
+				res := testing.Benchmark(r.fn)
+				r.res = append(r.res, res)
+				progress(r, res)
+			}
+		}
+		runtime.GOMAXPROCS(maxProcs)
+		growth = append(growth, ops...)
+		g = nil
+		runtime.GC()
 	}
 
 	var mem *memResult
