@@ -50,7 +50,11 @@ type row struct {
 
 	res  []testing.BenchmarkResult
 	skip string // why the row did not run
+	ops  int    // operations per benchmark iteration; 0 means 1
 }
+
+// perOp divides a per-iteration figure by the row's operations per iteration.
+func (r *row) perOp(x float64) float64 { return x / float64(max(r.ops, 1)) }
 
 // atExit runs when the table is printed: backends clean up there.
 var atExit []func()
@@ -62,7 +66,7 @@ func (r *row) ns() float64 {
 	var v []float64
 	for _, res := range r.res {
 		if res.N > 0 {
-			v = append(v, float64(res.T.Nanoseconds())/float64(res.N))
+			v = append(v, r.perOp(float64(res.T.Nanoseconds())/float64(res.N)))
 		}
 	}
 	if len(v) == 0 {
@@ -165,7 +169,7 @@ func main() {
 		}
 	}
 	progress := func(r *row, res testing.BenchmarkResult) {
-		fmt.Fprintf(os.Stderr, "  %-60s %12.0f ns/op\n", r.key(), float64(res.T.Nanoseconds())/float64(max(res.N, 1)))
+		fmt.Fprintf(os.Stderr, "  %-60s %12.0f ns/op\n", r.key(), r.perOp(float64(res.T.Nanoseconds())/float64(max(res.N, 1))))
 	}
 	for round := range *rounds {
 		fmt.Fprintf(os.Stderr, "round %d of %d\n", round+1, *rounds)
@@ -271,16 +275,16 @@ func buildRows(caps captured) []*row {
 		putEvery int
 	}{{"Get", 0}, {"Put", 1}, {"90% Get 10% Put", 10}} {
 		for _, procs := range []int{1, 2} {
-			lru := add(&row{section: "client cache", name: op.name + " stdlib LRU", procs: procs,
+			lru := add(&row{section: "client cache", name: op.name + " stdlib LRU", procs: procs, ops: opsPerIteration,
 				fn: clientOps(newLRU, caps.client, op.putEvery)})
-			add(&row{section: "client cache", name: op.name + " adapter", procs: procs, base: lru,
+			add(&row{section: "client cache", name: op.name + " adapter", procs: procs, base: lru, ops: opsPerIteration,
 				fn: clientOps(newClientAdapter, caps.client, op.putEvery)})
 		}
 	}
 	for _, procs := range []int{1, 2} {
-		std := add(&row{section: "server lookup", name: "stdlib DecryptTicket", procs: procs,
+		std := add(&row{section: "server lookup", name: "stdlib DecryptTicket", procs: procs, ops: opsPerIteration,
 			fn: serverLookup(caps.server, false)})
-		add(&row{section: "server lookup", name: "adapter UnwrapSession", procs: procs, base: std,
+		add(&row{section: "server lookup", name: "adapter UnwrapSession", procs: procs, base: std, ops: opsPerIteration,
 			fn: serverLookup(caps.server, true)})
 	}
 	return rows
@@ -307,8 +311,8 @@ func printTable(out *bufio.Writer, rows []*row, mem *memResult, rounds int) {
 				ratio = fmt.Sprintf("%.2fx %s", x, r.base.name)
 			}
 		}
-		fmt.Fprintf(out, "| %s | %s | %d | %.0f | %.0f | %d | %d | %s |\n", r.section, r.name, r.procs,
-			ns, 1e9/ns, last.AllocsPerOp(), last.AllocedBytesPerOp(), ratio)
+		fmt.Fprintf(out, "| %s | %s | %d | %.0f | %.0f | %.0f | %.0f | %s |\n", r.section, r.name, r.procs,
+			ns, 1e9/ns, r.perOp(float64(last.AllocsPerOp())), r.perOp(float64(last.AllocedBytesPerOp())), ratio)
 	}
 	if mem != nil {
 		fmt.Fprintf(out, "| memory | server session, %d cached | - | - | - | - | %.0f | state %d B, overhead %.0f B/session |\n",
