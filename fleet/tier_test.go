@@ -10,27 +10,13 @@ import (
 	"time"
 
 	"github.com/tlscache/tlscache/fleet"
+	"github.com/tlscache/tlscache/internal/testclock"
 	"github.com/tlscache/tlscache/tlscache"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type clock = testclock.Clock
 
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)} }
+func newClock() *clock { return testclock.New(time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)) }
 
 // server is one member of a fleet: a cache in front of a shared store.
 type server struct {

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/tlscache/tlscache/adapter"
+	"github.com/tlscache/tlscache/internal/testclock"
 	"github.com/tlscache/tlscache/tlscache"
 )
 
@@ -31,24 +32,9 @@ var versions = []struct {
 }{{"TLS12", tls.VersionTLS12}, {"TLS13", tls.VersionTLS13}}
 
 // fakeClock drives the caches' expiry in tests.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type fakeClock = testclock.Clock
 
-func newClock() *fakeClock { return &fakeClock{t: time.Now()} }
-
-func (f *fakeClock) Now() time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.t
-}
-
-func (f *fakeClock) Advance(d time.Duration) {
-	f.mu.Lock()
-	f.t = f.t.Add(d)
-	f.mu.Unlock()
-}
+func newClock() *fakeClock { return testclock.New(time.Now()) }
 
 // pki is a test CA and the leaf certificates it issued.
 type pki struct {

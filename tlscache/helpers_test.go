@@ -6,29 +6,16 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tlscache/tlscache/internal/testclock"
 )
 
 // epoch is where the fake clocks of these tests start.
 var epoch = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type fakeClock = testclock.Clock
 
-func newClock() *fakeClock { return &fakeClock{t: epoch} }
-
-func (f *fakeClock) Now() time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.t
-}
-
-func (f *fakeClock) Advance(d time.Duration) {
-	f.mu.Lock()
-	f.t = f.t.Add(d)
-	f.mu.Unlock()
-}
+func newClock() *fakeClock { return testclock.New(epoch) }
 
 // hookLog records hook calls.
 type hookLog struct {

@@ -2,19 +2,19 @@ package tlscache_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/tlscache/tlscache/internal/testclock"
 	"github.com/tlscache/tlscache/tlscache"
 	"github.com/tlscache/tlscache/tlscache/storetest"
 )
 
 func TestMemoryStoreConformance(t *testing.T) {
-	clocks := map[tlscache.Store]*storeClock{}
+	clocks := map[tlscache.Store]*testclock.Clock{}
 	storetest.Run(t, storetest.Harness{
 		New: func(t *testing.T) tlscache.Store {
-			clk := newStoreClock()
+			clk := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 			s := tlscache.NewMemoryStore(0, clk.Now)
 			clocks[s] = clk
 			return s
@@ -28,7 +28,7 @@ func TestMemoryStoreConformance(t *testing.T) {
 }
 
 func TestMemoryStoreBounded(t *testing.T) {
-	clk := newStoreClock()
+	clk := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	s := tlscache.NewMemoryStore(3, clk.Now)
 	ctx := context.Background()
 	for i, k := range []string{"a", "b", "c"} {
@@ -58,26 +58,4 @@ func TestMemoryStoreBounded(t *testing.T) {
 	if _, err := s.Get(ctx, "b"); err != nil {
 		t.Fatalf("Get(b) after replacing a = %v", err)
 	}
-}
-
-// storeClock is a fake clock for the external test package.
-type storeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newStoreClock() *storeClock {
-	return &storeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-}
-
-func (c *storeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *storeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
 }
