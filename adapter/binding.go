@@ -1,6 +1,7 @@
 package adapter
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
@@ -28,14 +29,14 @@ func (b *binding) bind(cfg *tls.Config) {
 // identity and returns that identity as the ticket.
 func (b *binding) wrap(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, error) {
 	srv := b.st.srv
-	state, err := ss.Bytes()
-	if err != nil {
-		return nil, err
-	}
 	if cs.DidResume && cs.Version < tls.VersionTLS13 && !srv.opts.SingleUse {
 		// crypto/tls re-issues the resumed TLS 1.2 session (same secret,
-		// same creation time): hand out the same identity instead of
-		// growing the cache.
+		// same creation time, same Extra): hand out the same identity
+		// instead of growing the cache.
+		state, err := ss.Bytes()
+		if err != nil {
+			return nil, err
+		}
 		if sess := srv.reissue.take(state); sess != nil {
 			if b.rec != nil {
 				b.rec.addIssued(sess)
@@ -43,23 +44,30 @@ func (b *binding) wrap(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, er
 			return sess.ID, nil
 		}
 	}
-	// Bytes leaves up to half its buffer unused; the cache keeps the state
-	// for hours, so keep it in a buffer of its size.
-	state = append(make([]byte, 0, len(state)), state...)
 	id := make([]byte, IDLen)
 	rand.Read(id)
-	ctx, _ := b.st.ctxs.forName(cs.ServerName)
-	sess := &tlscache.Session{ID: id, IDContext: ctx, State: state}
 	var parent *tlscache.Session
 	if b.rec != nil && cs.DidResume {
 		parent = b.rec.Resumed()
 	}
+	family := id
+	if parent != nil {
+		// The family travels in the state, so that every server sharing
+		// a store knows it (see RevokeFamily).
+		family = familyOf(parent)
+		setFamily(ss, family)
+	}
+	state, err := ss.Bytes()
+	if err != nil {
+		return nil, err
+	}
+	// Bytes leaves up to half its buffer unused; the cache keeps the state
+	// for hours, so keep it in a buffer of its size.
+	state = append(make([]byte, 0, len(state)), state...)
+	ctx, _ := b.st.ctxs.forName(cs.ServerName)
+	sess := &tlscache.Session{ID: id, IDContext: ctx, State: state}
 	if b.rec != nil || len(cs.PeerCertificates) > 0 {
-		meta := &serverMeta{peerCertificates: cs.PeerCertificates, family: id}
-		if parent != nil {
-			meta.family = familyOf(parent)
-		}
-		sess.Value = meta
+		sess.Value = &serverMeta{peerCertificates: cs.PeerCertificates, family: family}
 	}
 	if !srv.cache.NewSession(tlscache.Server, sess) && parent != nil && srv.opts.InheritApproval {
 		srv.cache.Add(sess)
@@ -124,12 +132,50 @@ type serverMeta struct {
 }
 
 // familyOf returns the ID of the first session of sess's family: sess
-// itself unless it was issued on a connection resumed from another.
+// itself unless it was issued on a connection resumed from another. A
+// session another server issued (read from a shared store) carries its
+// family in its state.
 func familyOf(sess *tlscache.Session) []byte {
 	if m, ok := sess.Value.(*serverMeta); ok && m.family != nil {
 		return m.family
 	}
+	if f := familyFromState(sess.State); f != nil {
+		return f
+	}
 	return sess.ID
+}
+
+// familyTag starts the SessionState.Extra entry that names a session's
+// family, when it is not the session itself.
+var familyTag = []byte("tlscache family\x00")
+
+// setFamily records family in ss.Extra, replacing any family there.
+func setFamily(ss *tls.SessionState, family []byte) {
+	extra := ss.Extra[:0:0]
+	for _, e := range ss.Extra {
+		if !bytes.HasPrefix(e, familyTag) {
+			extra = append(extra, e)
+		}
+	}
+	ss.Extra = append(extra, append(append([]byte(nil), familyTag...), family...))
+}
+
+// familyFromState returns the family recorded in a serialized state, or
+// nil. Most states have none, and are not parsed.
+func familyFromState(state []byte) []byte {
+	if !bytes.Contains(state, familyTag) {
+		return nil
+	}
+	ss, err := tls.ParseSessionState(state)
+	if err != nil {
+		return nil
+	}
+	for _, e := range ss.Extra {
+		if f, ok := bytes.CutPrefix(e, familyTag); ok && len(f) > 0 {
+			return f
+		}
+	}
+	return nil
 }
 
 // reissues maps the state of a TLS 1.2 session being resumed to its cached

@@ -53,6 +53,12 @@
 // A TLS 1.2 resumption hands out the resumed session again, so its family
 // does not grow.
 //
+// Across a fleet (package fleet), a session's family travels in its state
+// (an entry of tls.SessionState.Extra), so a server knows the family of a
+// session another server issued; RevokeFamily also tells the store about
+// the family (FamilyMarker), and every server whose watch targets its
+// Server (fleet.Tier.Watch(ctx, srv)) revokes the members it holds.
+//
 // Tracking works through GetConfigForClient: the handshake of a tracked
 // connection uses a clone of the config whose callbacks record into the
 // connection's ConnSessions. Revocation removes one session (Revoke), all

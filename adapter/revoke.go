@@ -73,6 +73,11 @@ func (s *Server) RevokeServerName(name string) int {
 // issued on connections that resumed from it, from them, and so on (see
 // ServerOptions.InheritApproval), and the session it descends from. This
 // is how a logout ends resumption for good when clients rotate tickets.
+//
+// Servers that share a store (package fleet) revoke the family on every
+// server: the remove hook is also called for the family's marker,
+// FamilyMarker(family), an ID no session has, which the store publishes;
+// each server's Invalidate then revokes the members it holds.
 func (s *Server) RevokeFamily(sess *tlscache.Session) int {
 	if sess == nil {
 		return 0
@@ -83,10 +88,41 @@ func (s *Server) RevokeFamily(sess *tlscache.Session) int {
 		// remove hook, so an external store forgets it.
 		s.cache.Remove(sess)
 	}
+	n := s.revokeFamily(family)
+	s.cache.RemoveID(FamilyMarker(family))
+	return n
+}
+
+func (s *Server) revokeFamily(family []byte) int {
 	return s.cache.RemoveFunc(func(other *tlscache.Session) bool {
 		return bytes.Equal(familyOf(other), family)
 	})
 }
+
+// familyMarker starts the IDs that stand for a whole family.
+const familyMarker = "tlscache family "
+
+// FamilyMarker returns the ID that stands for the family whose first
+// session has ID family: RevokeFamily removes it (it is never cached) so
+// that the remove hook can tell other servers.
+func FamilyMarker(family []byte) []byte {
+	return append([]byte(familyMarker), family...)
+}
+
+// Invalidate is what a shared store's watch calls (fleet.Tier.Watch) when
+// another server removed id: the session leaves this server's cache
+// (tlscache.Cache.Invalidate), and for a FamilyMarker, every session of
+// that family this server holds is revoked, as RevokeFamily does here.
+func (s *Server) Invalidate(id []byte) bool {
+	if family, ok := bytes.CutPrefix(id, []byte(familyMarker)); ok && len(family) > 0 {
+		return s.revokeFamily(family) > 0
+	}
+	return s.cache.Invalidate(id)
+}
+
+// FlushAll empties the cache (tlscache.Cache.FlushAll); a shared store's
+// watch calls it when it may have missed removals.
+func (s *Server) FlushAll() int { return s.cache.FlushAll() }
 
 // RevokeFunc removes every cached session for which match returns true, for
 // example every session of one client certificate. match runs without

@@ -4,7 +4,7 @@
 //
 //	tier, err := fleet.New(store, &fleet.Options{Keys: keys})
 //	cache := tlscache.New(tier.Hooks(&tlscache.Options{Mode: tlscache.Server}))
-//	go tier.Watch(ctx, cache) // drop what other servers revoke
+//	go tier.Watch(ctx, cache) // drop what other servers revoke (or an adapter.Server: families too)
 //
 // # Two tiers
 //
@@ -17,7 +17,9 @@
 // from the store and publishes the deletion; Watch drops it from the
 // internal tier of every other server, within a store round trip. Evictions,
 // flushes and expiry stay local: the store expires sessions by its own TTL.
-// RemoveFunc sees only the sessions in the local internal tier.
+// RemoveFunc sees only the sessions in the local internal tier. Watch an
+// *adapter.Server rather than its cache, and a logout's RevokeFamily on one
+// server revokes the family on every server.
 //
 // Single use (adapter.ServerOptions.SingleUse, or Cache.Take) holds across
 // the fleet: a take from the internal tier is confirmed by an atomic take

@@ -205,15 +205,25 @@ func (t *Tier) RemoveHook(s *tlscache.Session, why tlscache.Reason) error {
 	return nil
 }
 
+// A Target is what Watch keeps in step with the store: a *tlscache.Cache,
+// or an *adapter.Server, which also revokes the families other servers
+// revoke.
+type Target interface {
+	Invalidate(id []byte) bool
+	FlushAll() int
+}
+
+var _ Target = (*tlscache.Cache)(nil)
+
 // Watch keeps cache's internal tier in step with the store until ctx is
 // done: a session that another server removes is dropped here
-// (Cache.Invalidate), and whenever the watch starts or comes back after a
-// break, the internal tier is flushed (revocations may have been missed;
-// the sessions themselves are still in the store) and removals that failed
+// (Invalidate), and whenever the watch starts or comes back after a break,
+// the internal tier is flushed (revocations may have been missed; the
+// sessions themselves are still in the store) and removals that failed
 // meanwhile are retried. Run it in its own goroutine for the life of the
 // cache, started before the server accepts connections. It returns
 // ctx.Err(), or ErrNoWatch if the store is not a tlscache.Watcher.
-func (t *Tier) Watch(ctx context.Context, cache *tlscache.Cache) error {
+func (t *Tier) Watch(ctx context.Context, cache Target) error {
 	w, ok := t.store.(tlscache.Watcher)
 	if !ok {
 		return ErrNoWatch

@@ -95,16 +95,21 @@ func TestExampleFleetLogin(t *testing.T) {
 	if got := b.sClientRotate(t, sess, rotated); got != "Reused" {
 		t.Fatalf("B: %s", got)
 	}
-	if got, _ := a.sClientHTTP(t, "-tls1_3", "-sess_in", rotated, get); got != "Reused" {
+	rotatedAgain := filepath.Join(dir, "rotated-again.pem")
+	if got := a.sClientRotate(t, rotated, rotatedAgain); got != "Reused" {
 		t.Fatalf("a ticket B issued after login does not resume on A: %s", got)
 	}
 	_, out = b.sClientHTTP(t, "-tls1_3", "-sess_in", sess, "POST /logout HTTP/1.0\r\n\r\n")
 	if !regexp.MustCompile(`"sessions_removed":[1-9]`).MatchString(out) {
 		t.Fatalf("logout on B:\n%s", out)
 	}
-	for name, s := range map[string]*exampleServer{"A": a, "B": b} {
-		if got, _ := s.sClientHTTP(t, "-tls1_3", "-sess_in", sess, get); got != "New" {
-			t.Fatalf("after logout on B, the login session on %s: %s", name, got)
+	// Every ticket of the login's family is gone from both servers, also
+	// the one A issued from B's.
+	for _, ticket := range []string{sess, rotated, rotatedAgain} {
+		for name, s := range map[string]*exampleServer{"A": a, "B": b} {
+			if got, _ := s.sClientHTTP(t, "-tls1_3", "-sess_in", ticket, get); got != "New" {
+				t.Fatalf("after logout on B, %s on %s: %s", filepath.Base(ticket), name, got)
+			}
 		}
 	}
 }

@@ -48,17 +48,21 @@ func startMember(t *testing.T, cfg *tls.Config, o fleetOptions) *fleetMember {
 		t.Fatal(err)
 	}
 	cache := tlscache.New(tier.Hooks(&tlscache.Options{Mode: o.mode}))
+	s := startServer(t, cfg, cache, o.opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); tier.Watch(ctx, cache) }()
+	go func() { defer close(done); tier.Watch(ctx, s.srv) }()
 	t.Cleanup(func() { cancel(); <-done })
 	select {
 	case <-tier.Ready():
 	case <-time.After(5 * time.Second):
 		t.Fatal("the watch did not start")
 	}
-	return &fleetMember{server: startServer(t, cfg, cache, o.opts), tier: tier, store: store}
+	return &fleetMember{server: s, tier: tier, store: store}
 }
+
+// A server follows the fleet's removals, families included.
+var _ fleet.Target = (*adapter.Server)(nil)
 
 // waitFor polls cond until it holds or the timeout passes.
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) time.Duration {
@@ -347,5 +351,46 @@ func TestFleetRevocationDuringOutage(t *testing.T) {
 	})
 	if dial(t, b.addr, client).DidResume {
 		t.Fatal("B resumed a session revoked on A during the outage")
+	}
+}
+
+// TestFleetFamilyRevocation: a client rotates TLS 1.3 tickets across
+// servers (A, then B, then A); revoking the family on B ends every ticket
+// of it on both, also the one A issued from a session B had issued.
+func TestFleetFamilyRevocation(t *testing.T) {
+	addr := redistest.Addr(t)
+	p := thePKI(t)
+	cert := p.leaf(t, "localhost")
+	version := uint16(tls.VersionTLS13)
+	o := fleetOptions{addr: addr, prefix: redistest.Prefix(t), keys: []fleet.Key{fleet.GenerateKey()}}
+	a := startMember(t, serverConfig(version, cert), o)
+	b := startMember(t, serverConfig(version, cert), o)
+
+	tickets := &stickyCache{} // keeps the newest ticket
+	client := clientConfig(t, version, "localhost", tickets)
+	dial(t, a.addr, client)
+	root := a.onlyIssued(t, 0)
+	for i, m := range []*fleetMember{b, a} {
+		if !dial(t, m.addr, client).DidResume {
+			t.Fatalf("hop %d did not resume", i+1)
+		}
+	}
+	last := a.onlyIssued(t, 1) // issued by A on a resumption of B's ticket
+	if a.cache.Peek(last.ID) == nil {
+		t.Fatal("setup: A does not hold the ticket it issued last")
+	}
+	// Revoke on B, from the connection that resumed the root there.
+	if n := b.srv.RevokeFamily(b.onlyIssued(t, 0)); n == 0 {
+		t.Fatal("B revoked nothing")
+	}
+	waitFor(t, "A to drop the family", time.Second, func() bool { return a.cache.Peek(last.ID) == nil && a.cache.Peek(root.ID) == nil })
+	if a.cache.Len() != 0 || b.cache.Len() != 0 {
+		t.Fatalf("A holds %d sessions and B %d, want the family gone from both", a.cache.Len(), b.cache.Len())
+	}
+	tickets.freeze()
+	for name, m := range map[string]*fleetMember{"A": a, "B": b} {
+		if dial(t, m.addr, client).DidResume {
+			t.Fatalf("%s resumed the family's last ticket after its revocation on B", name)
+		}
 	}
 }

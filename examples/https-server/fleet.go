@@ -13,7 +13,6 @@ import (
 	"github.com/tlscache/tlscache/adapter"
 	"github.com/tlscache/tlscache/fleet"
 	"github.com/tlscache/tlscache/redisstore"
-	"github.com/tlscache/tlscache/tlscache"
 )
 
 // fleetConfig is how -redis joins this server to a fleet.
@@ -72,11 +71,11 @@ func openFleet(log *slog.Logger, cfg fleetConfig) (*fleet.Tier, func(), error) {
 // watchFleet runs the tier's Watch until ctx is done, and waits (a while)
 // for it to work before the server accepts connections, so that sessions
 // revoked elsewhere are not resumed here.
-func watchFleet(ctx context.Context, log *slog.Logger, tier *fleet.Tier, cache *tlscache.Cache) (wait func()) {
+func watchFleet(ctx context.Context, log *slog.Logger, tier *fleet.Tier, srv *adapter.Server) (wait func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		tier.Watch(ctx, cache)
+		tier.Watch(ctx, srv)
 	}()
 	select {
 	case <-tier.Ready():

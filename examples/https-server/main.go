@@ -124,11 +124,6 @@ func run(log *slog.Logger, cfg config) error {
 	}
 	cache := tlscache.New(opts)
 	cache.SetMode(mode) // Options cannot say Off (zero means the default)
-	if tier != nil {
-		watchCtx, stopWatch := context.WithCancel(context.Background())
-		waitWatch := watchFleet(watchCtx, log, tier, cache)
-		defer func() { stopWatch(); waitWatch() }()
-	}
 	tlsConfig := &tls.Config{Certificates: []tls.Certificate{cert}}
 	if cfg.tls12 {
 		tlsConfig.MaxVersion = tls.VersionTLS12
@@ -142,8 +137,15 @@ func run(log *slog.Logger, cfg config) error {
 		log:    log,
 		tier:   tier,
 	}
-	if tier != nil && cfg.policy == "login" {
-		app.share = &fleetShare{tier: tier}
+	if tier != nil {
+		if cfg.policy == "login" {
+			app.share = &fleetShare{tier: tier}
+		}
+		// The server, not only its cache, follows the fleet: it also
+		// revokes the families that other servers' logouts revoke.
+		watchCtx, stopWatch := context.WithCancel(context.Background())
+		waitWatch := watchFleet(watchCtx, log, tier, app.srv)
+		defer func() { stopWatch(); waitWatch() }()
 	}
 	hs := &http.Server{
 		Handler:           app.routes(),
