@@ -101,6 +101,11 @@ func (c *Cache) invalidationGen() uint64 {
 // the internal cache under the same lock, as Add would (UpdateTime
 // refreshes it, as in OpenSSL), so that no invalidation slips in between.
 func (c *Cache) invalidatedSince(s *Session, gen uint64, copyIn bool) bool {
+	if !copyIn {
+		c.mu.RLock()
+		defer c.mu.RUnlock()
+		return c.inval.since(string(s.ID), gen)
+	}
 	refresh := c.Mode()&UpdateTime != 0
 	now := unixNano(c.now())
 	c.mu.Lock()
@@ -108,10 +113,7 @@ func (c *Cache) invalidatedSince(s *Session, gen uint64, copyIn bool) bool {
 		c.mu.Unlock()
 		return true
 	}
-	var evicted []*Session
-	if copyIn {
-		_, evicted = c.addLocked(s, now, refresh)
-	}
+	_, evicted := c.addLocked(s, now, refresh)
 	c.mu.Unlock()
 	c.callRemove(evicted, Evicted)
 	return false
