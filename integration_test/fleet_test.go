@@ -32,6 +32,12 @@ type fleetOptions struct {
 	opts         *adapter.ServerOptions
 }
 
+// newFleetOptions returns the options of a new fleet on the Redis at
+// addr: a prefix of its own and one sealing key.
+func newFleetOptions(t *testing.T, addr string) fleetOptions {
+	return fleetOptions{addr: addr, prefix: redistest.Prefix(t), keys: []fleet.Key{fleet.GenerateKey()}}
+}
+
 // startMember starts a TLS server whose cache sits in front of Redis, with
 // its own Redis client and its Watch running.
 func startMember(t *testing.T, cfg *tls.Config, o fleetOptions) *fleetMember {
@@ -80,9 +86,8 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 func TestFleetResumesOnAnotherServer(t *testing.T) {
 	addr := redistest.Addr(t)
 	forEachVersion(t, func(t *testing.T, version uint16) {
-		p := thePKI(t)
-		cert := p.leaf(t, "localhost")
-		o := fleetOptions{addr: addr, prefix: redistest.Prefix(t), keys: []fleet.Key{fleet.GenerateKey()}}
+		cert := thePKI(t).leaf(t, "localhost")
+		o := newFleetOptions(t, addr)
 		a := startMember(t, serverConfig(version, cert), o)
 		b := startMember(t, serverConfig(version, cert), o)
 		o.mode = tlscache.Server | tlscache.NoInternal // Redis alone
@@ -116,9 +121,8 @@ func TestFleetResumesOnAnotherServer(t *testing.T) {
 func TestFleetRevocation(t *testing.T) {
 	addr := redistest.Addr(t)
 	forEachVersion(t, func(t *testing.T, version uint16) {
-		p := thePKI(t)
-		cert := p.leaf(t, "localhost")
-		o := fleetOptions{addr: addr, prefix: redistest.Prefix(t), keys: []fleet.Key{fleet.GenerateKey()}}
+		cert := thePKI(t).leaf(t, "localhost")
+		o := newFleetOptions(t, addr)
 		a := startMember(t, serverConfig(version, cert), o)
 		b := startMember(t, serverConfig(version, cert), o)
 
@@ -154,10 +158,10 @@ func TestFleetRevocation(t *testing.T) {
 // across servers comes back without a restart.
 func TestFleetRedisOutage(t *testing.T) {
 	redis := redistest.Start(t) // our own, to stop and start
-	p := thePKI(t)
-	cert := p.leaf(t, "localhost")
+	cert := thePKI(t).leaf(t, "localhost")
 	const deadline = 50 * time.Millisecond
-	o := fleetOptions{addr: redis.Addr, prefix: redistest.Prefix(t), keys: []fleet.Key{fleet.GenerateKey()}, timeout: deadline}
+	o := newFleetOptions(t, redis.Addr)
+	o.timeout = deadline
 	version := uint16(tls.VersionTLS13)
 	a := startMember(t, serverConfig(version, cert), o)
 	b := startMember(t, serverConfig(version, cert), o)
@@ -225,11 +229,10 @@ func TestFleetRedisOutage(t *testing.T) {
 // sealed under another fleet's key, is a miss, counted.
 func TestFleetBadValues(t *testing.T) {
 	addr := redistest.Addr(t)
-	p := thePKI(t)
-	cert := p.leaf(t, "localhost")
+	cert := thePKI(t).leaf(t, "localhost")
 	version := uint16(tls.VersionTLS13)
-	o := fleetOptions{addr: addr, prefix: redistest.Prefix(t), keys: []fleet.Key{fleet.GenerateKey()},
-		mode: tlscache.Server | tlscache.NoInternal}
+	o := newFleetOptions(t, addr)
+	o.mode = tlscache.Server | tlscache.NoInternal
 	a := startMember(t, serverConfig(version, cert), o)
 	b := startMember(t, serverConfig(version, cert), o)
 	other := o
@@ -276,11 +279,10 @@ func TestFleetBadValues(t *testing.T) {
 // resumes at most once, also when A holds it in its internal tier.
 func TestFleetSingleUse(t *testing.T) {
 	addr := redistest.Addr(t)
-	p := thePKI(t)
-	cert := p.leaf(t, "localhost")
+	cert := thePKI(t).leaf(t, "localhost")
 	version := uint16(tls.VersionTLS13)
-	o := fleetOptions{addr: addr, prefix: redistest.Prefix(t), keys: []fleet.Key{fleet.GenerateKey()},
-		opts: &adapter.ServerOptions{SingleUse: true}}
+	o := newFleetOptions(t, addr)
+	o.opts = &adapter.ServerOptions{SingleUse: true}
 	a := startMember(t, serverConfig(version, cert), o)
 	b := startMember(t, serverConfig(version, cert), o)
 
@@ -319,10 +321,10 @@ func TestFleetSingleUse(t *testing.T) {
 // session; A keeps refusing it meanwhile.
 func TestFleetRevocationDuringOutage(t *testing.T) {
 	redis := redistest.Start(t)
-	p := thePKI(t)
-	cert := p.leaf(t, "localhost")
+	cert := thePKI(t).leaf(t, "localhost")
 	version := uint16(tls.VersionTLS13)
-	o := fleetOptions{addr: redis.Addr, prefix: redistest.Prefix(t), keys: []fleet.Key{fleet.GenerateKey()}, timeout: 50 * time.Millisecond}
+	o := newFleetOptions(t, redis.Addr)
+	o.timeout = 50 * time.Millisecond
 	a := startMember(t, serverConfig(version, cert), o)
 	o.mode = tlscache.Server | tlscache.NoInternal
 	b := startMember(t, serverConfig(version, cert), o)
@@ -359,10 +361,9 @@ func TestFleetRevocationDuringOutage(t *testing.T) {
 // of it on both, also the one A issued from a session B had issued.
 func TestFleetFamilyRevocation(t *testing.T) {
 	addr := redistest.Addr(t)
-	p := thePKI(t)
-	cert := p.leaf(t, "localhost")
+	cert := thePKI(t).leaf(t, "localhost")
 	version := uint16(tls.VersionTLS13)
-	o := fleetOptions{addr: addr, prefix: redistest.Prefix(t), keys: []fleet.Key{fleet.GenerateKey()}}
+	o := newFleetOptions(t, addr)
 	a := startMember(t, serverConfig(version, cert), o)
 	b := startMember(t, serverConfig(version, cert), o)
 
