@@ -70,6 +70,19 @@ func startMember(t *testing.T, cfg *tls.Config, o fleetOptions) *fleetMember {
 // A server follows the fleet's removals, families included.
 var _ fleet.Target = (*adapter.Server)(nil)
 
+// ticketFrom returns a client config that offers, from now on, the ticket
+// of one full handshake with the server at addr.
+func ticketFrom(t *testing.T, version uint16, addr string) *tls.Config {
+	t.Helper()
+	tickets := &stickyCache{}
+	client := clientConfig(t, version, "localhost", tickets)
+	if dial(t, addr, client).DidResume {
+		t.Fatal("a client with no ticket resumed")
+	}
+	tickets.freeze()
+	return client
+}
+
 // waitFor polls cond until it holds or the timeout passes.
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) time.Duration {
 	t.Helper()
@@ -93,11 +106,7 @@ func TestFleetResumesOnAnotherServer(t *testing.T) {
 		o.mode = tlscache.Server | tlscache.NoInternal // Redis alone
 		c := startMember(t, serverConfig(version, cert), o)
 
-		client := clientConfig(t, version, "localhost", &stickyCache{})
-		if dial(t, a.addr, client).DidResume {
-			t.Fatal("first connection resumed")
-		}
-		client.ClientSessionCache.(*stickyCache).freeze() // offer A's ticket from now on
+		client := ticketFrom(t, version, a.addr) // offers A's ticket from now on
 		for name, m := range map[string]*fleetMember{"B (two tiers)": b, "C (Redis alone)": c} {
 			if !dial(t, m.addr, client).DidResume {
 				t.Fatalf("A's session did not resume on %s", name)
@@ -126,9 +135,7 @@ func TestFleetRevocation(t *testing.T) {
 		a := startMember(t, serverConfig(version, cert), o)
 		b := startMember(t, serverConfig(version, cert), o)
 
-		client := clientConfig(t, version, "localhost", &stickyCache{})
-		dial(t, a.addr, client)
-		client.ClientSessionCache.(*stickyCache).freeze()
+		client := ticketFrom(t, version, a.addr)
 		id := a.onlyIssued(t, 0).ID
 		if !dial(t, b.addr, client).DidResume || b.cache.Peek(id) == nil {
 			t.Fatal("setup: B did not resume A's session into its internal tier")
@@ -170,9 +177,7 @@ func TestFleetRedisOutage(t *testing.T) {
 	// resumption needs Redis.
 	handshake := func() (resumed bool, took time.Duration) {
 		t.Helper()
-		client := clientConfig(t, version, "localhost", &stickyCache{})
-		dial(t, a.addr, client)
-		client.ClientSessionCache.(*stickyCache).freeze()
+		client := ticketFrom(t, version, a.addr)
 		start := time.Now()
 		resumed = dial(t, b.addr, client).DidResume
 		return resumed, time.Since(start)
@@ -239,9 +244,7 @@ func TestFleetBadValues(t *testing.T) {
 	other.keys = []fleet.Key{fleet.GenerateKey()}
 	c := startMember(t, serverConfig(version, cert), other)
 
-	client := clientConfig(t, version, "localhost", &stickyCache{})
-	dial(t, a.addr, client)
-	client.ClientSessionCache.(*stickyCache).freeze()
+	client := ticketFrom(t, version, a.addr)
 	if dial(t, c.addr, client).DidResume {
 		t.Fatal("a server with another key resumed the session")
 	}
@@ -288,9 +291,7 @@ func TestFleetSingleUse(t *testing.T) {
 
 	total := 0
 	for round := range 20 {
-		client := clientConfig(t, version, "localhost", &stickyCache{})
-		dial(t, a.addr, client)
-		client.ClientSessionCache.(*stickyCache).freeze()
+		client := ticketFrom(t, version, a.addr)
 		var resumed atomic.Int32
 		var wg sync.WaitGroup
 		for _, m := range []*fleetMember{a, b, a, b} {
@@ -329,9 +330,7 @@ func TestFleetRevocationDuringOutage(t *testing.T) {
 	o.mode = tlscache.Server | tlscache.NoInternal
 	b := startMember(t, serverConfig(version, cert), o)
 
-	client := clientConfig(t, version, "localhost", &stickyCache{})
-	dial(t, a.addr, client)
-	client.ClientSessionCache.(*stickyCache).freeze()
+	client := ticketFrom(t, version, a.addr)
 	id := a.onlyIssued(t, 0).ID
 	if !dial(t, b.addr, client).DidResume {
 		t.Fatal("setup: B did not resume A's session")
