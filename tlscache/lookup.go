@@ -65,7 +65,7 @@ func (c *Cache) lookup(id, idContext []byte, take bool) *Session {
 		c.stats.storeErrors.Add(1) // the hook answered for another ID
 		return nil
 	}
-	if !take && c.invalidatedSince(s, gen, mode&NoInternalStore == 0) {
+	if !take && !c.admit(s, gen, mode&NoInternalStore == 0) {
 		c.stats.misses.Add(1) // removed by another server while the hook ran
 		return nil
 	}
@@ -96,27 +96,28 @@ func (c *Cache) invalidationGen() uint64 {
 	return c.inval.gen
 }
 
-// invalidatedSince reports whether s was invalidated (or everything
-// flushed) after generation gen. If not and copyIn is set, s is added to
-// the internal cache under the same lock, as Add would (UpdateTime
-// refreshes it, as in OpenSSL), so that no invalidation slips in between.
-func (c *Cache) invalidatedSince(s *Session, gen uint64, copyIn bool) bool {
+// admit reports whether a get-hook result s, asked for at invalidation
+// generation gen, may resume: not if its ID was invalidated (or everything
+// flushed) since. With copyIn, an admitted s is also added to the internal
+// cache, as Add would (UpdateTime refreshes it, as in OpenSSL), under the
+// same lock as the check, so that no invalidation slips in between.
+func (c *Cache) admit(s *Session, gen uint64, copyIn bool) bool {
 	if !copyIn {
 		c.mu.RLock()
 		defer c.mu.RUnlock()
-		return c.inval.since(string(s.ID), gen)
+		return !c.inval.since(string(s.ID), gen)
 	}
 	refresh := c.Mode()&UpdateTime != 0
 	now := unixNano(c.now())
 	c.mu.Lock()
 	if c.inval.since(string(s.ID), gen) {
 		c.mu.Unlock()
-		return true
+		return false
 	}
 	_, evicted := c.addLocked(s, now, refresh)
 	c.mu.Unlock()
 	c.callRemove(evicted, Evicted)
-	return false
+	return true
 }
 
 // lookupInternal searches the internal cache. found is false only when the
