@@ -1,0 +1,164 @@
+// Package metrics exports a [tlscache.Cache]'s statistics, and those of the
+// [fleet.Tier] behind it, to Prometheus.
+//
+// One line registers them with a server's registry:
+//
+//	prometheus.MustRegister(metrics.NewCollector(cache, &metrics.Options{Tier: tier}))
+//
+// Every counter of [tlscache.Stats] becomes tlscache_NAME_total and every
+// counter of [fleet.Stats] tlscache_fleet_NAME_total, where NAME is the
+// field's JSON name (hits, cache_full, back_offs, ...); the number of
+// sessions, the settings (size limit, timeout, mode) and the tier's state
+// (pending removals, backing off) are gauges. The values are read at each
+// scrape, so they equal what Stats returns at that moment.
+//
+// The package lives apart from the core and the adapter so that they never
+// import client_golang.
+package metrics
+
+import (
+	"reflect"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tlscache/tlscache/fleet"
+	"github.com/tlscache/tlscache/tlscache"
+)
+
+// Options configure a [Collector]. The zero value is ready to use.
+type Options struct {
+	// Namespace prefixes every metric name; "" means "tlscache".
+	Namespace string
+	// ConstLabels are added to every metric, to tell several caches of one
+	// process apart (for example {"cache": "client"}).
+	ConstLabels prometheus.Labels
+	// Tier, if set, adds the fleet tier's counters.
+	Tier *fleet.Tier
+}
+
+// Collector is a [prometheus.Collector] for a cache and, optionally, its
+// fleet tier. It is safe for concurrent scrapes.
+type Collector struct {
+	cache *tlscache.Cache
+	tier  *fleet.Tier
+
+	cacheStats []field
+	tierStats  []field
+	settings   []*prometheus.Desc // size_limit, timeout_seconds, mode
+}
+
+var _ prometheus.Collector = (*Collector)(nil)
+
+// field is one exported field of a Stats struct and the metric it becomes.
+type field struct {
+	index int
+	desc  *prometheus.Desc
+	typ   prometheus.ValueType
+}
+
+// NewCollector returns a collector for c; opts may be nil.
+func NewCollector(c *tlscache.Cache, opts *Options) *Collector {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Namespace == "" {
+		o.Namespace = "tlscache"
+	}
+	col := &Collector{cache: c, tier: o.Tier}
+	col.cacheStats = fields(reflect.TypeFor[tlscache.Stats](), o.Namespace, "", cacheHelp, o.ConstLabels)
+	if o.Tier != nil {
+		col.tierStats = fields(reflect.TypeFor[fleet.Stats](), o.Namespace, "fleet", tierHelp, o.ConstLabels)
+	}
+	for _, s := range settingsHelp {
+		col.settings = append(col.settings,
+			prometheus.NewDesc(prometheus.BuildFQName(o.Namespace, "", s[0]), s[1], nil, o.ConstLabels))
+	}
+	return col
+}
+
+// fields describes the metrics of a Stats struct: an int64 is a counter, an
+// int or a bool a gauge.
+func fields(t reflect.Type, namespace, subsystem string, help map[string]string, labels prometheus.Labels) []field {
+	var fs []field
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name := jsonName(f)
+		typ := prometheus.GaugeValue
+		switch f.Type.Kind() {
+		case reflect.Int64:
+			typ = prometheus.CounterValue
+			name += "_total"
+		case reflect.Int, reflect.Bool:
+		default:
+			continue // not a number: nothing to export
+		}
+		h := help[f.Name]
+		if h == "" {
+			h = "Stats." + f.Name + "."
+		}
+		fs = append(fs, field{
+			index: i,
+			typ:   typ,
+			desc:  prometheus.NewDesc(prometheus.BuildFQName(namespace, subsystem, name), h, nil, labels),
+		})
+	}
+	return fs
+}
+
+func jsonName(f reflect.StructField) string {
+	if n, ok := names[f.Name]; ok {
+		return n
+	}
+	name := f.Tag.Get("json")
+	for i := range len(name) {
+		if name[i] == ',' {
+			name = name[:i]
+			break
+		}
+	}
+	if name == "" || name == "-" {
+		return f.Name
+	}
+	return name
+}
+
+// Describe sends the descriptors of every metric the collector makes.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, f := range c.cacheStats {
+		ch <- f.desc
+	}
+	for _, f := range c.tierStats {
+		ch <- f.desc
+	}
+	for _, d := range c.settings {
+		ch <- d
+	}
+}
+
+// Collect reads the statistics now and sends them.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	collect(ch, c.cacheStats, reflect.ValueOf(c.cache.Stats()))
+	if c.tier != nil {
+		collect(ch, c.tierStats, reflect.ValueOf(c.tier.Stats()))
+	}
+	ch <- prometheus.MustNewConstMetric(c.settings[0], prometheus.GaugeValue, float64(c.cache.Size()))
+	ch <- prometheus.MustNewConstMetric(c.settings[1], prometheus.GaugeValue, c.cache.Timeout().Seconds())
+	ch <- prometheus.MustNewConstMetric(c.settings[2], prometheus.GaugeValue, float64(c.cache.Mode()))
+}
+
+func collect(ch chan<- prometheus.Metric, fs []field, v reflect.Value) {
+	for _, f := range fs {
+		fv := v.Field(f.index)
+		var x float64
+		switch fv.Kind() {
+		case reflect.Bool:
+			if fv.Bool() {
+				x = 1
+			}
+		default:
+			x = float64(fv.Int())
+		}
+		ch <- prometheus.MustNewConstMetric(f.desc, f.typ, x)
+	}
+}
