@@ -45,6 +45,8 @@ type ClientCache struct {
 
 	mu      sync.Mutex
 	filling map[string]int // single use: slot IDs being stored by a Put now
+
+	file *clientFile // set by OpenClientCache
 }
 
 var _ tls.ClientSessionCache = (*ClientCache)(nil)
@@ -109,6 +111,7 @@ func (cc *ClientCache) Get(key string) (*tls.ClientSessionState, bool) {
 			continue
 		}
 		if cs, ok := cc.decode(cc.cache.Take(id, cc.opts.IDContext)); ok {
+			cc.changed()
 			return cs, true
 		}
 	}
@@ -141,8 +144,8 @@ func (cc *ClientCache) Put(key string, cs *tls.ClientSessionState) {
 		return
 	}
 	if cs == nil {
-		if !cc.opts.SingleUse {
-			cc.Remove(key)
+		if !cc.opts.SingleUse && cc.Remove(key) {
+			cc.changed()
 		}
 		return
 	}
@@ -153,6 +156,7 @@ func (cc *ClientCache) Put(key string, cs *tls.ClientSessionState) {
 		return // nothing crypto/tls can do about it: no resumption next time
 	}
 	cc.cache.NewSession(tlscache.Client, s)
+	cc.changed()
 }
 
 // Add adds a session by hand (SSL_CTX_add_session), whatever the mode.
