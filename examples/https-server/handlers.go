@@ -32,6 +32,7 @@ func (a *app) routes() http.Handler {
 	mux.HandleFunc("GET /{$}", a.index)
 	mux.HandleFunc("POST /login", a.login)
 	mux.HandleFunc("POST /logout", a.logout)
+	mux.HandleFunc("GET /reconnect", reconnect)
 	return mux
 }
 
@@ -45,6 +46,7 @@ type connInfo struct {
 	ResumedFrom *sessionInfo   `json:"resumed_from,omitempty"`
 	Issued      []sessionInfo  `json:"issued"`
 	Policy      string         `json:"policy"`
+	LoggedIn    bool           `json:"logged_in"` // -policy login: a session of this connection is approved
 	Mode        string         `json:"mode"`
 	Stats       tlscache.Stats `json:"stats"`
 }
@@ -97,6 +99,12 @@ func (a *app) info(r *http.Request) connInfo {
 			info.Issued = append(info.Issued, a.describe(s))
 		}
 	}
+	if a.policy == "login" {
+		info.LoggedIn = info.ResumedFrom != nil && info.ResumedFrom.Cached
+		for _, s := range info.Issued {
+			info.LoggedIn = info.LoggedIn || s.Cached
+		}
+	}
 	return info
 }
 
@@ -132,7 +140,7 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	a.log.Info("login", "sessions_added", added)
-	writeJSON(w, map[string]int{"sessions_added": added})
+	reply(w, r, map[string]int{"sessions_added": added})
 }
 
 // logout revokes the connection's sessions and their families (the
@@ -144,7 +152,25 @@ func (a *app) logout(w http.ResponseWriter, r *http.Request) {
 		removed += a.srv.RevokeFamily(s)
 	}
 	a.log.Info("logout", "sessions_removed", removed)
-	writeJSON(w, map[string]int{"sessions_removed": removed})
+	reply(w, r, map[string]int{"sessions_removed": removed})
+}
+
+// reconnect sends the browser back to the page on a new connection, so that
+// a person sees it resume: "Connection: close" ends an HTTP/1.1 connection
+// after the response, and makes Go's HTTP/2 server send GOAWAY.
+func reconnect(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Connection", "close")
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// reply answers a form of the page with the page again, on the same
+// connection, and any other client with v as JSON.
+func reply(w http.ResponseWriter, r *http.Request, v any) {
+	if strings.Contains(r.Header.Get("Accept"), "text/html") {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	writeJSON(w, v)
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
@@ -214,17 +240,25 @@ func (cl *connLog) log(log *slog.Logger, c net.Conn) {
 
 var page = template.Must(template.New("page").Parse(`<!doctype html>
 <html><head><meta charset="utf-8"><title>tlscache</title>
-<style>body{font-family:sans-serif;max-width:48em;margin:2em auto}td{padding:.2em 1em}code{font-size:1.1em}</style>
+<style>body{font-family:sans-serif;max-width:48em;margin:2em auto}td{padding:.2em 1em}code{font-size:1.1em}form{display:inline}</style>
 </head><body>
-<h1>{{if .Resumed}}Resumed{{else}}New{{end}} {{.Version}} connection</h1>
+<h1 id="status">{{if .Resumed}}Resumed{{else}}New{{end}} {{.Version}} connection</h1>
+<p>{{if .Resumed}}This connection resumed a TLS session: no full handshake.{{else}}This connection made a full handshake.{{end}}
+A reload usually reuses the connection; reconnect to see whether a new one resumes.</p>
+<p><a id="reconnect" href="/reconnect">Reconnect on a new connection</a></p>
 <table>
 <tr><td>Cipher suite</td><td>{{.CipherSuite}}</td></tr>
 <tr><td>ALPN</td><td>{{.Protocol}}</td></tr>
 <tr><td>Server name</td><td>{{.ServerName}}</td></tr>
-<tr><td>Resumed from</td><td>{{with .ResumedFrom}}<code>{{.ID}}</code> (created {{.Created.Format "15:04:05"}}){{else}}-{{end}}</td></tr>
-<tr><td>Issued</td><td>{{range .Issued}}<code>{{.ID}}</code>{{if .Cached}} cached{{else}} not cached{{end}} {{end}}</td></tr>
+<tr><td>Resumed from</td><td>{{with .ResumedFrom}}<code>{{.ID}}</code> (created {{.Created.Format "2006-01-02 15:04:05 MST"}}){{else}}-{{end}}</td></tr>
+<tr><td>Issued</td><td>{{range .Issued}}<code>{{.ID}}</code>{{if .Cached}} cached{{else}} not cached{{end}}, expires {{.Expires.Format "2006-01-02 15:04:05 MST"}} {{else}}-{{end}}</td></tr>
 <tr><td>Policy</td><td>{{.Policy}} (mode {{.Mode}})</td></tr>
+{{if eq .Policy "login"}}<tr><td>Logged in</td><td id="logged-in">{{if .LoggedIn}}yes: this connection's sessions may resume{{else}}no: nothing of this connection resumes{{end}}</td></tr>{{end}}
 </table>
+{{if eq .Policy "login"}}<p>
+<form method="post" action="/login"><button id="login">Log in: approve this connection's sessions</button></form>
+<form method="post" action="/logout"><button id="logout">Log out: revoke them on every server</button></form>
+</p>{{end}}
 <h2>Cache</h2>
 <table>
 <tr><td>Sessions</td><td>{{.Stats.Number}}</td></tr>
@@ -233,7 +267,5 @@ var page = template.Must(template.New("page").Parse(`<!doctype html>
 <tr><td>Timeouts / cache full</td><td>{{.Stats.Timeouts}} / {{.Stats.CacheFull}}</td></tr>
 <tr><td>Context mismatches</td><td>{{.Stats.ContextMismatches}}</td></tr>
 </table>
-{{if eq .Policy "login"}}<form method="post" action="/login"><button>Log in</button></form>
-<form method="post" action="/logout"><button>Log out</button></form>{{end}}
 </body></html>
 `))
