@@ -16,7 +16,9 @@ import (
 //
 // A connection is tracked when its handshake runs under a context made by
 // ConnContext or WithConnSessions; the Server then binds that handshake to
-// the record. Its methods are safe for concurrent use.
+// the record. Its methods are safe for concurrent use, and on a nil
+// *ConnSessions (a connection that is not tracked) they return nothing, so
+// that ConnSessionsFrom(ctx).All() never panics.
 type ConnSessions struct {
 	mu      sync.Mutex
 	resumed *tlscache.Session
@@ -51,6 +53,9 @@ func ConnSessionsFrom(ctx context.Context) *ConnSessions {
 // Resumed returns the session the connection resumed from, or nil for a
 // full handshake.
 func (c *ConnSessions) Resumed() *tlscache.Session {
+	if c == nil {
+		return nil
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.resumed
@@ -60,6 +65,9 @@ func (c *ConnSessions) Resumed() *tlscache.Session {
 // TLS 1.3 handshake, and for TLS 1.2 the new session of a full handshake or
 // the resumed one again (crypto/tls re-issues it).
 func (c *ConnSessions) Issued() []*tlscache.Session {
+	if c == nil {
+		return nil
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return slices.Clone(c.issued)
@@ -68,6 +76,9 @@ func (c *ConnSessions) Issued() []*tlscache.Session {
 // All returns the resumed session (if any) followed by the issued ones,
 // each once.
 func (c *ConnSessions) All() []*tlscache.Session {
+	if c == nil {
+		return nil
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var all []*tlscache.Session
