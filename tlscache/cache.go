@@ -338,6 +338,7 @@ func (c *Cache) add(s *Session, probe, keep bool) bool {
 	}
 	refresh := c.Mode()&UpdateTime != 0
 	now := c.nowNano()
+	probe = probe && !s.established.Load()
 	c.mu.Lock()
 	ok, evicted := c.addLocked(s, o, now, refresh, probe, keep)
 	c.mu.Unlock()
@@ -424,21 +425,35 @@ func (c *Cache) holdsLocked(s *Session) bool {
 // reserve returns how many sessions and bytes are kept for probation.
 func (c *Cache) reserve() (int, int64) {
 	n := 0
-	if c.size >= 2 {
+	if c.size > 0 {
 		n = max(1, c.size/8)
 	}
 	return n, c.maxBytes / 8
 }
 
+// overShareLocked reports whether the established sessions take more than
+// their share: by hand-added sessions, a shrunk cache, or in a cache so
+// small that the reserve is all of it.
+func (c *Cache) overShareLocked() bool {
+	t := &c.t
+	n, b := c.reserve()
+	return (c.size > 0 && t.n-t.nProbe > c.size-n) || (c.maxBytes > 0 && t.bytes-t.probeBytes > c.maxBytes-b)
+}
+
 // victimLocked returns the session to evict for room for a session that is
 // probationary (probe) or established, never keep; noSlot if none may go.
+// A probationary session evicts another probationary one, or an
+// established one only while those take more than their share.
 func (c *Cache) victimLocked(probe bool, keep int32) int32 {
 	t := &c.t
 	prob := t.rootExcept(heapProbe, keep)
+	prot := t.rootExcept(heapProtect, keep)
 	if probe {
+		if prot != noSlot && c.overShareLocked() {
+			return prot
+		}
 		return prob
 	}
-	prot := t.rootExcept(heapProtect, keep)
 	if prot == noSlot || (prob != noSlot && t.less(prob, prot)) {
 		return prob
 	}
@@ -463,8 +478,7 @@ func (c *Cache) promoteLocked(i int32, evicted []*Session) []*Session {
 		return evicted
 	}
 	t.promote(i)
-	n, b := c.reserve()
-	for (c.size > 0 && t.n-t.nProbe > c.size-n) || (c.maxBytes > 0 && t.bytes-t.probeBytes > c.maxBytes-b) {
+	for c.overShareLocked() {
 		v := t.rootExcept(heapProtect, i)
 		if v == noSlot {
 			break
@@ -474,15 +488,17 @@ func (c *Cache) promoteLocked(i int32, evicted []*Session) []*Session {
 	return evicted
 }
 
-// Promote marks the cached session s as established: its handshake is
-// known to have completed (see the package doc on admission). It reports
-// whether s is cached. The adapter promotes the sessions of TLS 1.2
-// handshakes and of resumed ones; a lookup that finds a session promotes it
-// too.
+// Promote marks s as established: its handshake is known to have
+// completed (see the package doc on admission). A cached s is promoted at
+// once; one not cached yet is stored established when NewSession adds it.
+// It reports whether s is cached. The adapter promotes the sessions of TLS
+// 1.2 handshakes and of resumed ones before it calls NewSession; a lookup
+// that finds a session promotes it too.
 func (c *Cache) Promote(s *Session) bool {
 	if s == nil {
 		return false
 	}
+	s.established.Store(true)
 	c.mu.Lock()
 	ok := c.holdsLocked(s)
 	var evicted []*Session

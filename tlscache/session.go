@@ -43,6 +43,7 @@ type Session struct {
 	owner        atomic.Pointer[Cache]
 	hasCreated   atomic.Bool
 	notResumable atomic.Bool
+	established  atomic.Bool // Promote vouched for it before it was cached
 
 	// Where the cached session is in owner's table, guarded by owner.mu.
 	slot int32

@@ -59,17 +59,17 @@ type segment struct {
 
 // table is the storage; Cache.mu guards it.
 type table struct {
-	seed   maphash.Seed
-	index  map[uint64]int32 // hash of the ID -> first slot with it
-	ents   []entry
-	free   int32    // first free slot, noSlot for none
-	heaps  [2][]int32 // expiry order of protected and probationary slots
-	segs   [segCount]segment
-	objs   map[int32]*Session // side table
-	ctxs   interned
-	bytes  int64 // charged bytes of the cached sessions
-	seq    uint64
-	n      int
+	seed  maphash.Seed
+	index map[uint64]int32 // hash of the ID -> first slot with it
+	ents  []entry
+	free  int32      // first free slot, noSlot for none
+	heaps [2][]int32 // expiry order of protected and probationary slots
+	segs  [segCount]segment
+	objs  map[int32]*Session // side table
+	ctxs  interned
+	bytes int64 // charged bytes of the cached sessions
+	seq   uint64
+	n     int
 
 	nProbe     int   // probationary sessions
 	probeBytes int64 // their charged bytes
