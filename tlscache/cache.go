@@ -64,8 +64,9 @@ type Options struct {
 	// DefaultTimeout.
 	Timeout time.Duration
 	// MaxBytes bounds the memory the cache holds in sessions: each costs
-	// the length of its ID, IDContext and State plus a fixed overhead of
-	// 128 bytes (what the index, the entry and the arenas' slack take).
+	// 9/8 of the length of its ID, IDContext and State (plus 8) and 96
+	// bytes more, what its entry, its index place and the arenas' slack
+	// take (Cache.Bytes).
 	// When an Add would exceed it, sessions are evicted as when the cache
 	// is full. Zero means DefaultMaxBytes; a negative value means no limit.
 	// Value is not counted.

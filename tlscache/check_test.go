@@ -1,7 +1,6 @@
 package tlscache
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 )
@@ -42,8 +41,6 @@ func (c *Cache) check() error {
 		live[e.seg] += len(rec)
 		if s := t.objs[int32(i)]; (s != nil) != (e.flags&flagObj != 0) {
 			return fmt.Errorf("slot %d: side table and flag disagree", i)
-		} else if s != nil && !bytes.Equal(s.ID, t.id(e)) {
-			return fmt.Errorf("slot %d: object ID %q, stored %q", i, s.ID, t.id(e))
 		}
 	}
 	if n != t.n || nProbe != t.nProbe || bytesSum != t.bytes || probeSum != t.probeBytes {

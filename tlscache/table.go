@@ -30,7 +30,7 @@ const (
 	flagObj      = 1 << 2 // the *Session is in the side table
 	heapProtect  = 0
 	heapProbe    = 1
-	sessionBytes = 128 // what a session costs beyond its ID, context and state (see Options.MaxBytes)
+	sessionBytes = 96 // what a session costs beyond its record (see charge)
 )
 
 // entry is one cached session. It has no pointers.
@@ -44,7 +44,7 @@ type entry struct {
 	stLen   uint32 // length of the state, in the record unless flagObj
 	ctx     uint32 // interned context, 0 for none
 	heapIdx int32
-	next    int32 // next slot with the same hash, or the next free slot
+	next    int32 // the next free slot, for a free one
 	gen     uint32
 	seg     uint8
 	flags   uint8
@@ -60,7 +60,7 @@ type segment struct {
 // table is the storage; Cache.mu guards it.
 type table struct {
 	seed  maphash.Seed
-	index map[uint64]int32 // hash of the ID -> first slot with it
+	index []int32 // open addressing by the ID hash, linear probing: slot+1, 0 for empty
 	ents  []entry
 	free  int32      // first free slot, noSlot for none
 	heaps [2][]int32 // expiry order of protected and probationary slots
@@ -81,7 +81,7 @@ func (t *table) init() {
 }
 
 func (t *table) reset() {
-	t.index = make(map[uint64]int32)
+	t.index = make([]int32, 64)
 	t.ents = nil
 	t.free = noSlot
 	t.heaps = [2][]int32{}
@@ -95,15 +95,60 @@ func (t *table) reset() {
 // find returns the slot holding id, or noSlot.
 func (t *table) find(id []byte) int32 {
 	h := maphash.Bytes(t.seed, id)
-	i, ok := t.index[h]
-	for ok && i != noSlot {
-		e := &t.ents[i]
-		if e.hash == h && bytes.Equal(t.id(e), id) {
-			return i
+	mask := uint64(len(t.index) - 1)
+	for p := h & mask; ; p = (p + 1) & mask {
+		v := t.index[p]
+		if v == 0 {
+			return noSlot
 		}
-		i = e.next
+		if e := &t.ents[v-1]; e.hash == h && bytes.Equal(t.id(e), id) {
+			return v - 1
+		}
 	}
-	return noSlot
+}
+
+// place puts slot i in the index.
+func (t *table) place(i int32) {
+	mask := uint64(len(t.index) - 1)
+	p := t.ents[i].hash & mask
+	for t.index[p] != 0 {
+		p = (p + 1) & mask
+	}
+	t.index[p] = i + 1
+}
+
+// unplace takes slot i out of the index, shifting back the entries that
+// probed past it.
+func (t *table) unplace(i int32) {
+	mask := uint64(len(t.index) - 1)
+	p := t.ents[i].hash & mask
+	for t.index[p] != i+1 {
+		p = (p + 1) & mask
+	}
+	for q := p; ; {
+		q = (q + 1) & mask
+		v := t.index[q]
+		if v == 0 {
+			break
+		}
+		// v stays unless its home is cyclically outside (p, q].
+		home := t.ents[v-1].hash & mask
+		if (q > p && (home <= p || home > q)) || (q < p && home <= p && home > q) {
+			t.index[p] = v
+			p = q
+		}
+	}
+	t.index[p] = 0
+}
+
+// resize rebuilds the index with size places (a power of two).
+func (t *table) resize(size int) {
+	t.index = make([]int32, size)
+	for i := range t.ents {
+		if t.ents[i].flags&flagLive != 0 {
+			t.place(int32(i))
+		}
+	}
 }
 
 func (t *table) record(e *entry) []byte {
@@ -119,8 +164,9 @@ func (t *table) charged(e *entry) int64 {
 	return charge(int(e.idLen), len(t.ctxs.get(e.ctx)), int(e.stLen))
 }
 
-// charge is what a session costs against Options.MaxBytes.
-func charge(id, ctx, state int) int64 { return int64(id+ctx+state) + sessionBytes }
+// charge is what a session costs against Options.MaxBytes: its record, with
+// the arenas' slack, and its entry, index and heap places with theirs.
+func charge(id, ctx, state int) int64 { return int64(recHeader+id+ctx+state)*9/8 + sessionBytes }
 
 // insert stores a session and returns its slot. obj is kept in the side
 // table when not nil, and then state is not copied.
@@ -136,6 +182,9 @@ func (t *table) insert(id, ctx, state []byte, obj *Session, created, timeout int
 	gen := e.gen + 1
 	h := maphash.Bytes(t.seed, id)
 	*e = entry{hash: h, created: created, timeout: timeout, gen: gen, idLen: uint32(len(id)), stLen: uint32(len(state)), next: noSlot}
+	if 4*(t.n+1) > 3*len(t.index) {
+		t.resize(2 * len(t.index))
+	}
 	charged := charge(len(id), len(ctx), len(state))
 	if obj != nil {
 		e.flags |= flagObj
@@ -152,10 +201,7 @@ func (t *table) insert(id, ctx, state []byte, obj *Session, created, timeout int
 	binary.LittleEndian.PutUint32(rec[4:], uint32(len(rec)))
 	copy(rec[recHeader:], id)
 	copy(rec[recHeader+len(id):], state)
-	if head, ok := t.index[h]; ok {
-		e.next = head
-	}
-	t.index[h] = i
+	t.place(i)
 	t.seq++
 	e.seq = t.seq
 	which := heapProtect
@@ -182,35 +228,23 @@ func (t *table) remove(i int32) {
 		t.probeBytes -= charged
 	}
 	t.heapRemove(e)
-	// Unlink from the hash chain.
-	h := e.hash
-	if head := t.index[h]; head == i {
-		if e.next == noSlot {
-			delete(t.index, h)
-		} else {
-			t.index[h] = e.next
-		}
-	} else {
-		for j := head; j != noSlot; j = t.ents[j].next {
-			if t.ents[j].next == i {
-				t.ents[j].next = e.next
-				break
-			}
-		}
-	}
+	t.unplace(i)
 	t.ctxs.unref(e.ctx)
 	delete(t.objs, i)
 	seg, n := e.seg, len(t.record(e))
 	*e = entry{gen: e.gen, next: t.free}
 	t.free = i
 	t.release(seg, n)
+	if len(t.index) > 1024 && 8*t.n < len(t.index) {
+		t.resize(len(t.index) / 2)
+	}
 }
 
 // alloc reserves n bytes in arena si and returns their offset.
 func (t *table) alloc(si uint8, n int) uint32 {
 	g := &t.segs[si]
 	if len(g.buf)+n > cap(g.buf) {
-		t.compact(si, max(segMin, (g.live+n)*5/4))
+		t.compact(si, max(segMin, (g.live+n)*9/8))
 	}
 	off := len(g.buf)
 	g.buf = g.buf[:off+n]
