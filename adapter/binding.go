@@ -69,6 +69,12 @@ func (b *binding) wrap(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, er
 	if b.rec != nil || len(cs.PeerCertificates) > 0 {
 		sess.Value = &serverMeta{peerCertificates: cs.PeerCertificates, family: family}
 	}
+	if cs.DidResume || cs.Version < tls.VersionTLS13 {
+		// The client proved it holds a cached session (a resumption), or
+		// its Finished was checked before the ticket (TLS 1.2): not a
+		// handshake that may never complete (see tlscache's admission).
+		srv.cache.Promote(sess)
+	}
 	if !srv.cache.NewSession(tlscache.Server, sess) && parent != nil && srv.opts.InheritApproval {
 		srv.cache.Add(sess)
 	}

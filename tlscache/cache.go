@@ -3,6 +3,8 @@ package tlscache
 import (
 	"errors"
 	"iter"
+	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -61,6 +63,21 @@ type Options struct {
 	// Timeout is given to sessions added without one; zero means
 	// DefaultTimeout.
 	Timeout time.Duration
+	// MaxBytes bounds the memory the cache holds in sessions: each costs
+	// 9/8 of the length of its ID, IDContext and State (plus 8) and 96
+	// bytes more, what its entry, its index place and the arenas' slack
+	// take (Cache.Bytes).
+	// When an Add would exceed it, sessions are evicted as when the cache
+	// is full. Zero means DefaultMaxBytes; a negative value means no limit.
+	// Value is not counted.
+	MaxBytes int64
+	// MaxSessionBytes is the most a single session's ID, IDContext and
+	// State may take together: a larger session (a client certificate chain
+	// of hundreds of kilobytes, say) is not cached, and counted in
+	// Stats.TooLarge; the handshake goes on without it. Zero means
+	// DefaultMaxSessionBytes; a negative value means MaxBytes alone bounds
+	// it.
+	MaxSessionBytes int
 
 	// NewHook is called with each session a handshake creates, when the
 	// mode has that handshake's role, whether or not NoInternalStore is set
@@ -85,25 +102,35 @@ type Options struct {
 	Now func() time.Time
 }
 
+// Byte limits by default: room for DefaultSize sessions with a few
+// kilobytes of client certificates each.
+const (
+	DefaultMaxBytes        = 64 << 20
+	DefaultMaxSessionBytes = 64 << 10
+)
+
 // A Cache is OpenSSL's SSL_CTX session cache: a bounded, concurrent map from
 // session ID to Session, with a mode, a size limit, a default timeout, three
 // hooks and statistics. It is safe for concurrent use. Create one with New.
 type Cache struct {
 	mode    atomic.Uint32
 	timeout atomic.Int64
-	_       [64]byte // keep the counters off the mode's cache line
 	stats   counters
 
 	newHook    func(*Session) error
 	getHook    func([]byte, bool) (*Session, error)
 	removeHook func(*Session, Reason) error
 	now        func() time.Time
+	mono       bool      // now is time.Now: lookups read the monotonic clock only
+	base       time.Time // with mono: the clock reading of New
+	baseNano   int64     // base in unix nanoseconds
 
-	mu    rwLock // a sync.RWMutex whose readers on different cores do not collide
-	m     map[string]*Session
-	heap  expiryHeap
-	size  int    // 0: no limit
-	seq   uint64 // insertion counter
+	maxBytes   int64 // 0: no limit
+	maxSession int   // 0: no limit
+
+	mu    sync.Mutex // guards what follows; never held across a hook
+	t     table
+	size  int // 0: no limit
 	inval invalidations
 }
 
@@ -158,11 +185,16 @@ func New(opts *Options) *Cache {
 		getHook:    opts.GetHook,
 		removeHook: opts.RemoveHook,
 		now:        opts.Now,
-		m:          make(map[string]*Session),
 		size:       DefaultSize,
+		maxBytes:   DefaultMaxBytes,
+		maxSession: DefaultMaxSessionBytes,
 	}
+	c.t.init()
 	if c.now == nil {
 		c.now = time.Now
+		c.mono = true
+		c.base = time.Now()
+		c.baseNano = c.base.UnixNano()
 	}
 	mode := opts.Mode
 	if mode == Off {
@@ -175,6 +207,18 @@ func New(opts *Options) *Cache {
 	case opts.Size < 0:
 		c.size = 0
 	}
+	switch {
+	case opts.MaxBytes > 0:
+		c.maxBytes = opts.MaxBytes
+	case opts.MaxBytes < 0:
+		c.maxBytes = 0
+	}
+	switch {
+	case opts.MaxSessionBytes > 0:
+		c.maxSession = opts.MaxSessionBytes
+	case opts.MaxSessionBytes < 0:
+		c.maxSession = 0
+	}
 	c.timeout.Store(int64(DefaultTimeout))
 	if opts.Timeout > 0 {
 		c.timeout.Store(int64(opts.Timeout))
@@ -184,6 +228,16 @@ func New(opts *Options) *Cache {
 
 // Now returns the time on the cache's clock (Options.Now).
 func (c *Cache) Now() time.Time { return c.now() }
+
+// nowNano is Now in unix nanoseconds. On the default clock it reads only
+// the monotonic clock, which is cheaper than the wall clock; it then drifts
+// from the wall clock as little as the system's clock is slewed.
+func (c *Cache) nowNano() int64 {
+	if c.mono {
+		return c.baseNano + int64(time.Since(c.base))
+	}
+	return unixNano(c.now())
+}
 
 // Mode returns the current mode (SSL_CTX_get_session_cache_mode).
 func (c *Cache) Mode() Mode { return Mode(c.mode.Load()) }
@@ -208,8 +262,8 @@ func (c *Cache) SetTimeout(d time.Duration) time.Duration {
 
 // Size returns the size limit, 0 meaning none (SSL_CTX_sess_get_cache_size).
 func (c *Cache) Size() int {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	return c.size
 }
 
@@ -218,16 +272,15 @@ func (c *Cache) Size() int {
 // ignored. Shrinking below the number of cached sessions evicts the ones
 // that expire soonest at once, each counted in CacheFull.
 func (c *Cache) SetSize(n int) int {
+	if n < 0 {
+		return c.Size()
+	}
 	c.mu.Lock()
 	prev := c.size
-	if n < 0 {
-		c.mu.Unlock()
-		return prev
-	}
 	c.size = n
 	var evicted []*Session
-	for n > 0 && len(c.m) > n {
-		evicted = append(evicted, c.evictLocked())
+	for n > 0 && c.t.n > n {
+		evicted = c.evictLocked(c.victimLocked(false, noSlot), evicted)
 	}
 	c.mu.Unlock()
 	c.callRemove(evicted, Evicted)
@@ -236,9 +289,16 @@ func (c *Cache) SetSize(n int) int {
 
 // Len returns the number of cached sessions (SSL_CTX_sess_number).
 func (c *Cache) Len() int {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return len(c.m)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t.n
+}
+
+// Bytes returns what the cached sessions cost against Options.MaxBytes.
+func (c *Cache) Bytes() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t.bytes
 }
 
 // Stats returns a snapshot of the counters.
@@ -253,70 +313,252 @@ func (c *Cache) Stats() Stats {
 // different *Session replaces it without calling the remove hook. Adding
 // the very session that is cached is a no-op that returns false (with
 // UpdateTime it still refreshes the creation time). A session with an empty
-// ID, or one held by another Cache, is refused.
+// ID, one held by another Cache, or one above Options.MaxSessionBytes
+// (counted in TooLarge) is refused.
 //
 // An unset creation time becomes now and an unset timeout the cache's. When
-// the cache is full, the session that expires soonest (ties: the oldest
-// insertion) is evicted, never s itself, even if s expires first.
+// the cache is full (in count or in bytes), the session that expires soonest
+// (ties: the oldest insertion) is evicted, never s itself, even if s expires
+// first. A session added with Add is established (see Promote): its
+// handshake is taken to have completed.
 func (c *Cache) Add(s *Session) bool {
 	if s == nil || len(s.ID) == 0 {
 		return false
 	}
+	return c.add(s, false, true)
+}
+
+// add adds s; probe makes it probationary, keep keeps the object itself
+// (else only when it has a Value).
+func (c *Cache) add(s *Session, probe, keep bool) bool {
+	// A session that another cache holds is refused; ask it before taking
+	// this cache's lock, so that two caches never wait for each other.
+	o := s.owner.Load()
+	if o != nil && o != c && o.holds(s) {
+		return false
+	}
 	refresh := c.Mode()&UpdateTime != 0
-	now := unixNano(c.now())
+	now := c.nowNano()
+	probe = probe && !s.established.Load()
 	c.mu.Lock()
-	ok, evicted := c.addLocked(s, now, refresh)
+	ok, evicted := c.addLocked(s, o, now, refresh, probe, keep)
 	c.mu.Unlock()
 	c.callRemove(evicted, Evicted)
 	return ok
 }
 
-func (c *Cache) addLocked(s *Session, now int64, refresh bool) (bool, []*Session) {
-	if s.owner.Load() == c {
+func (c *Cache) addLocked(s *Session, o *Cache, now int64, refresh, probe, keep bool) (bool, []*Session) {
+	t := &c.t
+	if o == c && c.holdsLocked(s) {
 		if refresh {
 			s.created.Store(now)
 			s.hasCreated.Store(true)
-			s.exp = s.expiry()
-			c.heap.fix(s.idx)
+			t.ents[s.slot].created = now
+			t.fixSlot(s.slot)
 		}
+		return false, nil
+	}
+	size := len(s.ID) + len(s.IDContext) + len(s.State)
+	if (c.maxSession > 0 && size > c.maxSession) || size > math.MaxInt32/2 {
+		c.stats.tooLarge.Add(1)
 		return false, nil
 	}
 	// Claim the session; another Cache adding it at the same time loses.
-	if !s.owner.CompareAndSwap(nil, c) {
+	if !s.owner.CompareAndSwap(o, c) {
 		return false, nil
 	}
-	key := string(s.ID)
 	var evicted []*Session
-	if old := c.m[key]; old != nil {
-		c.unlinkLocked(old)
-	} else {
-		for c.size > 0 && len(c.m) >= c.size {
-			evicted = append(evicted, c.evictLocked())
+	if old := t.find(s.ID); old != noSlot {
+		// A different session with this ID: replaced, no remove hook.
+		if os := t.objs[old]; os != nil {
+			os.owner.Store(nil)
 		}
+		t.remove(old)
+	}
+	cost := charge(len(s.ID), len(s.IDContext), len(s.State))
+	for (c.size > 0 && t.n >= c.size) || (c.maxBytes > 0 && t.bytes+cost > c.maxBytes) {
+		v := c.victimLocked(probe, noSlot)
+		if v == noSlot {
+			// Only established sessions are left, and s is probationary.
+			c.stats.refused.Add(1)
+			s.owner.CompareAndSwap(c, nil)
+			return false, evicted
+		}
+		evicted = c.evictLocked(v, evicted)
 	}
 	s.fillDefaults(now, c.Timeout(), refresh)
-	s.exp = s.expiry()
-	c.seq++
-	s.seq = c.seq
-	c.m[key] = s
-	c.heap.push(s)
+	var obj *Session
+	if keep || s.Value != nil {
+		obj = s
+	}
+	s.slot = t.insert(s.ID, s.IDContext, s.State, obj, s.created.Load(), s.timeout.Load(), probe)
+	s.gen = t.ents[s.slot].gen
 	return true, evicted
 }
 
-// evictLocked removes the session that expires soonest.
-func (c *Cache) evictLocked() *Session {
-	s := c.heap[0]
-	c.unlinkLocked(s)
-	s.notResumable.Store(true)
+// holds reports whether s is cached here.
+func (c *Cache) holds(s *Session) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.holdsLocked(s)
+}
+
+func (c *Cache) holdsLocked(s *Session) bool {
+	if s.owner.Load() != c || s.slot < 0 || int(s.slot) >= len(c.t.ents) {
+		return false
+	}
+	e := &c.t.ents[s.slot]
+	return e.flags&flagLive != 0 && e.gen == s.gen
+}
+
+// Admission. Sessions that NewSession stores for a server handshake are
+// probationary: crypto/tls issues a TLS 1.3 ticket before it has read the
+// client's Finished, so the handshake may never complete. A probationary
+// session becomes established when it is first found by a lookup (the
+// client came back with it) or by Promote. When the cache needs room, an
+// established session may evict any session, but a probationary one only
+// another probationary one: a flood of handshakes that never complete
+// churns the probationary sessions and leaves the established ones alone.
+// So that new sessions still find room in a cache full of established
+// ones, promotions keep the established sessions to 7/8 of Size and of
+// MaxBytes, evicting the established sessions that expire soonest.
+
+// reserve returns how many sessions and bytes are kept for probation.
+func (c *Cache) reserve() (int, int64) {
+	n := 0
+	if c.size > 0 {
+		n = max(1, c.size/8)
+	}
+	return n, c.maxBytes / 8
+}
+
+// overShareLocked reports whether the established sessions take more than
+// their share: by hand-added sessions, a shrunk cache, or in a cache so
+// small that the reserve is all of it.
+func (c *Cache) overShareLocked() bool {
+	t := &c.t
+	n, b := c.reserve()
+	return (c.size > 0 && t.n-t.nProbe > c.size-n) || (c.maxBytes > 0 && t.bytes-t.probeBytes > c.maxBytes-b)
+}
+
+// victimLocked returns the session to evict for room for a session that is
+// probationary (probe) or established, never keep; noSlot if none may go.
+// A probationary session evicts another probationary one, or an
+// established one only while those take more than their share.
+func (c *Cache) victimLocked(probe bool, keep int32) int32 {
+	t := &c.t
+	prob := t.rootExcept(heapProbe, keep)
+	prot := t.rootExcept(heapProtect, keep)
+	if probe {
+		if prot != noSlot && c.overShareLocked() {
+			return prot
+		}
+		return prob
+	}
+	if prot == noSlot || (prob != noSlot && t.less(prob, prot)) {
+		return prob
+	}
+	return prot
+}
+
+// evictLocked removes slot i for room, appending it to evicted when the
+// remove hook wants it.
+func (c *Cache) evictLocked(i int32, evicted []*Session) []*Session {
 	c.stats.cacheFull.Add(1)
+	if s := c.unlinkLocked(i, false); s != nil {
+		evicted = append(evicted, s)
+	}
+	return evicted
+}
+
+// promoteLocked makes slot i established, keeping the established sessions
+// within their share.
+func (c *Cache) promoteLocked(i int32, evicted []*Session) []*Session {
+	t := &c.t
+	if t.ents[i].flags&flagProbe == 0 {
+		return evicted
+	}
+	t.promote(i)
+	for c.overShareLocked() {
+		v := t.rootExcept(heapProtect, i)
+		if v == noSlot {
+			break
+		}
+		evicted = c.evictLocked(v, evicted)
+	}
+	return evicted
+}
+
+// Promote marks s as established: its handshake is known to have
+// completed (see the package doc on admission). A cached s is promoted at
+// once; one not cached yet is stored established when NewSession adds it.
+// It reports whether s is cached. The adapter promotes the sessions of TLS
+// 1.2 handshakes and of resumed ones before it calls NewSession; a lookup
+// that finds a session promotes it too.
+func (c *Cache) Promote(s *Session) bool {
+	if s == nil {
+		return false
+	}
+	s.established.Store(true)
+	c.mu.Lock()
+	ok := c.holdsLocked(s)
+	var evicted []*Session
+	if ok {
+		evicted = c.promoteLocked(s.slot, nil)
+	}
+	c.mu.Unlock()
+	c.callRemove(evicted, Evicted)
+	return ok
+}
+
+// sessionLocked returns the session in slot i: its object, or a copy of its
+// stored bytes that stands for it (Add of the copy is a no-op, SetCreated
+// on it moves the cached session).
+func (c *Cache) sessionLocked(i int32) *Session {
+	if s := c.t.objs[i]; s != nil {
+		return s
+	}
+	s := c.copyLocked(i)
+	s.slot, s.gen = i, c.t.ents[i].gen
+	s.owner.Store(c)
 	return s
 }
 
-// unlinkLocked takes s out of the map and heap.
-func (c *Cache) unlinkLocked(s *Session) {
-	delete(c.m, string(s.ID))
-	c.heap.remove(s.idx)
-	s.owner.Store(nil)
+// copyLocked returns a new Session with slot i's ID, context, state and
+// times, in one buffer.
+func (c *Cache) copyLocked(i int32) *Session {
+	t := &c.t
+	e := &t.ents[i]
+	ctx := t.ctxs.get(e.ctx)
+	id, state := t.id(e), t.state(e)
+	buf := make([]byte, len(id)+len(ctx)+len(state))
+	n := copy(buf, id)
+	m := n + copy(buf[n:], ctx)
+	copy(buf[m:], state)
+	s := &Session{ID: buf[:n:n], State: buf[m:]}
+	if m > n {
+		s.IDContext = buf[n:m:m]
+	}
+	s.created.Store(e.created)
+	s.hasCreated.Store(true)
+	s.timeout.Store(e.timeout)
+	return s
+}
+
+// unlinkLocked removes slot i and returns its session, marked not
+// resumable, when it has an object, when need is set or when there is a
+// remove hook to give it to; else nil.
+func (c *Cache) unlinkLocked(i int32, need bool) *Session {
+	s := c.t.objs[i]
+	if s == nil && (need || c.removeHook != nil) {
+		s = c.copyLocked(i)
+	}
+	c.t.remove(i)
+	if s != nil {
+		s.owner.Store(nil)
+		s.notResumable.Store(true)
+	}
+	return s
 }
 
 // Remove removes the session with s's ID (SSL_CTX_remove_session) and
@@ -328,9 +570,15 @@ func (c *Cache) Remove(s *Session) bool {
 	if s == nil || len(s.ID) == 0 {
 		return false
 	}
-	ok := c.removeID(s.ID, s) != nil
+	s.notResumable.Store(true)
+	c.mu.Lock()
+	i := c.t.find(s.ID)
+	if i != noSlot {
+		c.unlinkLocked(i, false)
+	}
+	c.mu.Unlock()
 	c.callRemove([]*Session{s}, Removed)
-	return ok
+	return i != noSlot
 }
 
 // RemoveID removes the session with this ID, like Remove. The remove hook
@@ -340,7 +588,12 @@ func (c *Cache) RemoveID(id []byte) bool {
 	if len(id) == 0 {
 		return false
 	}
-	s := c.removeID(id, nil)
+	c.mu.Lock()
+	var s *Session
+	if i := c.t.find(id); i != noSlot {
+		s = c.unlinkLocked(i, true)
+	}
+	c.mu.Unlock()
 	ok := s != nil
 	if !ok {
 		s = &Session{ID: append([]byte(nil), id...)}
@@ -348,20 +601,6 @@ func (c *Cache) RemoveID(id []byte) bool {
 	}
 	c.callRemove([]*Session{s}, Removed)
 	return ok
-}
-
-func (c *Cache) removeID(id []byte, arg *Session) *Session {
-	if arg != nil {
-		arg.notResumable.Store(true)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	s := c.m[string(id)]
-	if s != nil {
-		c.unlinkLocked(s)
-		s.notResumable.Store(true)
-	}
-	return s
 }
 
 // Invalidate removes the session with this ID from the internal cache
@@ -379,17 +618,16 @@ func (c *Cache) Invalidate(id []byte) bool {
 	}
 	c.mu.Lock()
 	c.inval.record(string(id), false)
-	s := c.m[string(id)]
-	if s != nil {
-		c.unlinkLocked(s)
-		s.notResumable.Store(true)
+	var s *Session
+	found := false
+	if i := c.t.find(id); i != noSlot {
+		s, found = c.unlinkLocked(i, false), true
 	}
 	c.mu.Unlock()
-	if s == nil {
-		return false
+	if s != nil {
+		c.callRemove([]*Session{s}, Invalidated)
 	}
-	c.callRemove([]*Session{s}, Invalidated)
-	return true
+	return found
 }
 
 // Flush removes every session expired at t (SSL_CTX_flush_sessions): those
@@ -401,53 +639,68 @@ func (c *Cache) Flush(t time.Time) int {
 	}
 	limit := unixNano(t)
 	var flushed []*Session
+	n := 0
 	c.mu.Lock()
-	for len(c.heap) > 0 && c.heap[0].exp < limit {
-		s := c.heap[0]
-		c.unlinkLocked(s)
-		s.notResumable.Store(true)
-		flushed = append(flushed, s)
+	for w := range c.t.heaps {
+		for {
+			i := c.t.root(w)
+			if i == noSlot || c.t.ents[i].exp() >= limit {
+				break
+			}
+			if s := c.unlinkLocked(i, false); s != nil {
+				flushed = append(flushed, s)
+			}
+			n++
+		}
 	}
-	c.compactLocked()
 	c.mu.Unlock()
 	c.callRemove(flushed, Flushed)
-	return len(flushed)
+	return n
 }
 
 // FlushAll removes every session, calling the remove hook for each.
 func (c *Cache) FlushAll() int {
 	c.mu.Lock()
-	flushed := []*Session(c.heap)
-	for _, s := range flushed {
-		s.owner.Store(nil)
-		s.notResumable.Store(true)
+	var flushed []*Session
+	n := c.t.n
+	for i := range c.t.ents {
+		if c.t.ents[i].flags&flagLive == 0 {
+			continue
+		}
+		s := c.t.objs[int32(i)]
+		if s == nil && c.removeHook != nil {
+			s = c.copyLocked(int32(i))
+		}
+		if s != nil {
+			s.owner.Store(nil)
+			s.notResumable.Store(true)
+			flushed = append(flushed, s)
+		}
 	}
-	c.m = make(map[string]*Session)
-	c.heap = nil
+	c.t.reset()
 	c.inval.record("", true)
 	c.mu.Unlock()
 	c.callRemove(flushed, Flushed)
-	return len(flushed)
-}
-
-// compactLocked gives back the heap's memory after a large flush.
-func (c *Cache) compactLocked() {
-	if n := len(c.heap); cap(c.heap) > 1024 && n < cap(c.heap)/4 {
-		c.heap = append(make(expiryHeap, 0, 2*n), c.heap...)
-	}
+	return n
 }
 
 // Peek returns the cached session with this ID, or nil. It is not a lookup:
 // it checks neither context nor expiry, counts nothing and calls no hook.
+// A session added by hand, or with a Value, is returned itself; one that a
+// handshake stored (NewSession) without a Value is kept as bytes only, and
+// Peek returns a copy that stands for it (see Session).
 func (c *Cache) Peek(id []byte) *Session {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.m[string(id)]
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i := c.t.find(id); i != noSlot {
+		return c.sessionLocked(i)
+	}
+	return nil
 }
 
-// All yields the sessions cached when it is called, in no particular order.
-// The cache is not locked while yielding. Use (*Session).Info for the
-// metadata without the secret state.
+// All yields the sessions cached when it is called, in no particular order,
+// as Peek returns them. The cache is not locked while yielding. Use
+// (*Session).Info for the metadata without the secret state.
 func (c *Cache) All() iter.Seq[*Session] {
 	return func(yield func(*Session) bool) {
 		for _, s := range c.snapshot() {
@@ -472,32 +725,56 @@ func (c *Cache) RemoveFunc(match func(*Session) bool) int {
 	removed := hit[:0]
 	c.mu.Lock()
 	for _, s := range hit {
-		if s.owner.Load() == c {
-			c.unlinkLocked(s)
+		if c.holdsLocked(s) {
+			c.t.remove(s.slot)
+			s.owner.Store(nil)
 			s.notResumable.Store(true)
 			removed = append(removed, s)
 		}
 	}
-	c.compactLocked()
 	c.mu.Unlock()
 	c.callRemove(removed, Removed)
 	return len(removed)
 }
 
 func (c *Cache) snapshot() []*Session {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return append([]*Session(nil), c.heap...)
-}
-
-// callRemove runs the remove hook, outside the lock.
-func (c *Cache) callRemove(ss []*Session, why Reason) {
-	if c.removeHook == nil {
-		return
-	}
-	for _, s := range ss {
-		if err := c.removeHook(s, why); err != nil {
-			c.stats.storeErrors.Add(1)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*Session, 0, c.t.n)
+	for i := range c.t.ents {
+		if c.t.ents[i].flags&flagLive != 0 {
+			out = append(out, c.sessionLocked(int32(i)))
 		}
 	}
+	return out
+}
+
+// callRemove runs the remove hook, outside the lock, for each session. A
+// hook that panics does not keep the others from being called; the first
+// panic is raised again once they all were.
+func (c *Cache) callRemove(ss []*Session, why Reason) {
+	if c.removeHook == nil || len(ss) == 0 {
+		return
+	}
+	var first any
+	for _, s := range ss {
+		if p := c.removeOne(s, why); p != nil && first == nil {
+			first = p
+		}
+	}
+	if first != nil {
+		panic(first)
+	}
+}
+
+func (c *Cache) removeOne(s *Session, why Reason) (panicked any) {
+	defer func() {
+		if p := recover(); p != nil {
+			panicked = p
+		}
+	}()
+	if err := c.removeHook(s, why); err != nil {
+		c.stats.storeErrors.Add(1)
+	}
+	return nil
 }

@@ -113,19 +113,9 @@ func TestConcurrentInvariants(t *testing.T) {
 		removedByHook[Flushed].Load() == 0 || removedByHook[Taken].Load() == 0 {
 		t.Errorf("the workload did not exercise every path: %+v", st)
 	}
-	// The heap and map agree.
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if len(c.heap) != len(c.m) {
-		t.Fatalf("heap %d entries, map %d", len(c.heap), len(c.m))
-	}
-	for i, s := range c.heap {
-		if s.idx != i || c.m[string(s.ID)] != s {
-			t.Fatalf("heap entry %d inconsistent", i)
-		}
-		if i > 0 && c.heap.less(i, (i-1)/2) {
-			t.Fatalf("heap order broken at %d", i)
-		}
+	// The index, the entries, the heaps and the arenas agree.
+	if err := c.check(); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -159,9 +149,9 @@ func TestConcurrentAddAcrossCaches(t *testing.T) {
 		if b.Len() == 1 {
 			owner = b
 		}
-		owner.mu.RLock()
-		exp := owner.heap[0].exp
-		owner.mu.RUnlock()
+		owner.mu.Lock()
+		exp := owner.t.ents[owner.t.root(heapProtect)].exp()
+		owner.mu.Unlock()
 		if exp != s.expiry() {
 			t.Fatalf("heap holds expiry %d, session says %d", exp, s.expiry())
 		}

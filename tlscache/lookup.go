@@ -70,14 +70,15 @@ func (c *Cache) lookup(id, idContext []byte, take bool) *Session {
 		return nil
 	}
 	c.stats.cbHits.Add(1)
+	now := c.nowNano()
 	if take || mode&NoInternalStore != 0 {
-		s.fillDefaults(unixNano(c.now()), c.Timeout(), false)
+		s.fillDefaults(now, c.Timeout(), false)
 	}
 	if !bytes.Equal(s.IDContext, idContext) {
 		c.stats.contextMismatches.Add(1)
 		return nil
 	}
-	if s.ExpiredAt(c.now()) {
+	if now > s.expiry() {
 		c.stats.timeouts.Add(1)
 		if !take { // a take already removed it from the store
 			c.unlinkIfCached(s)
@@ -91,8 +92,8 @@ func (c *Cache) lookup(id, idContext []byte, take bool) *Session {
 }
 
 func (c *Cache) invalidationGen() uint64 {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	return c.inval.gen
 }
 
@@ -103,18 +104,25 @@ func (c *Cache) invalidationGen() uint64 {
 // same lock as the check, so that no invalidation slips in between.
 func (c *Cache) admit(s *Session, gen uint64, copyIn bool) bool {
 	if !copyIn {
-		c.mu.RLock()
-		defer c.mu.RUnlock()
+		c.mu.Lock()
+		defer c.mu.Unlock()
 		return !c.inval.since(string(s.ID), gen)
 	}
+	o := s.owner.Load()
+	if o != nil && o != c && o.holds(s) {
+		o = nil // held by another cache: resumes, but is not copied in
+	}
 	refresh := c.Mode()&UpdateTime != 0
-	now := unixNano(c.now())
+	now := c.nowNano()
 	c.mu.Lock()
 	if c.inval.since(string(s.ID), gen) {
 		c.mu.Unlock()
 		return false
 	}
-	_, evicted := c.addLocked(s, now, refresh)
+	var evicted []*Session
+	if o == nil || o == c {
+		_, evicted = c.addLocked(s, o, now, refresh, false, true)
+	}
 	c.mu.Unlock()
 	c.callRemove(evicted, Evicted)
 	return true
@@ -122,35 +130,40 @@ func (c *Cache) admit(s *Session, gen uint64, copyIn bool) bool {
 
 // lookupInternal searches the internal cache. found is false only when the
 // ID is not cached; a context mismatch or an expired session is found and
-// gives a nil session.
+// gives a nil session. A hit makes a probationary session established.
 func (c *Cache) lookupInternal(id, idContext []byte, take bool) (s *Session, found bool) {
-	now := unixNano(c.now())
-	if take {
-		c.mu.Lock()
-	} else {
-		c.mu.RLock()
-	}
-	s = c.m[string(id)]
-	if s == nil {
-		c.unlock(take)
+	now := c.nowNano()
+	c.mu.Lock()
+	t := &c.t
+	i := t.find(id)
+	if i == noSlot {
+		c.mu.Unlock()
 		return nil, false
 	}
-	if !bytes.Equal(s.IDContext, idContext) {
-		c.unlock(take)
+	e := &t.ents[i]
+	if ctx, ok := t.ctxs.lookup(idContext); !ok || ctx != e.ctx {
+		c.mu.Unlock()
 		c.stats.contextMismatches.Add(1)
 		return nil, true
 	}
-	if now > s.exp {
-		c.unlock(take)
+	if now > e.exp() {
+		s := c.unlinkLocked(i, false)
+		c.mu.Unlock()
 		c.stats.timeouts.Add(1)
-		c.removeExpired(s)
+		if s != nil {
+			c.callRemove([]*Session{s}, Expired)
+		}
 		return nil, true
 	}
+	var evicted []*Session
 	if take {
-		c.unlinkLocked(s)
-		s.notResumable.Store(true)
+		s = c.unlinkLocked(i, true)
+	} else {
+		evicted = c.promoteLocked(i, nil)
+		s = c.sessionLocked(i)
 	}
-	c.unlock(take)
+	c.mu.Unlock()
+	c.callRemove(evicted, Evicted)
 	if take && c.removeHook != nil {
 		// A shared store confirms the take: a miss there means another
 		// server took it first, and an error means it could not be
@@ -169,32 +182,16 @@ func (c *Cache) lookupInternal(id, idContext []byte, take bool) (s *Session, fou
 	return s, true
 }
 
-func (c *Cache) unlock(write bool) {
-	if write {
-		c.mu.Unlock()
-	} else {
-		c.mu.RUnlock()
-	}
-}
-
-// removeExpired removes s, found expired in the internal cache, if no one
-// else removed it meanwhile.
-func (c *Cache) removeExpired(s *Session) {
-	if c.unlinkIfCached(s) {
-		c.callRemove([]*Session{s}, Expired)
-	}
-}
-
 // unlinkIfCached takes s out of the cache if it is there and marks it not
 // resumable; it reports whether s was cached.
 func (c *Cache) unlinkIfCached(s *Session) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s.notResumable.Store(true)
-	if s.owner.Load() != c {
+	if !c.holdsLocked(s) {
 		return false
 	}
-	c.unlinkLocked(s)
+	c.unlinkLocked(s.slot, false)
 	return true
 }
 
@@ -211,9 +208,12 @@ func (c *Cache) NewSession(role Mode, s *Session) bool {
 	}
 	added := false
 	if mode&NoInternalStore == 0 {
-		added = c.Add(s)
+		// A server session is probationary until its client comes back
+		// with it or Promote vouches for it; the object is kept only if
+		// it has a Value.
+		added = c.add(s, role == Server, false)
 	} else {
-		s.fillDefaults(unixNano(c.now()), c.Timeout(), false)
+		s.fillDefaults(c.nowNano(), c.Timeout(), false)
 	}
 	if c.newHook != nil {
 		if err := c.newHook(s); err != nil {

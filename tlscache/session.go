@@ -15,7 +15,14 @@ import (
 // it in the cache's expiry order.
 //
 // Identity matters: Add of the very same *Session twice is a no-op, while a
-// different *Session with the same ID replaces the cached one.
+// different *Session with the same ID replaces the cached one. A cache keeps
+// the *Session itself when it was added with Add or has a Value; a session
+// that a handshake stored (Cache.NewSession) without a Value is kept as
+// bytes only, out of the garbage collector's way, and the cache hands out
+// copies of it (Lookup, Peek, All, the hooks). Such a copy stands for the
+// cached session: Add of it is a no-op, SetCreated and SetTimeout move the
+// cached session, and it is Resumable while that session is cached. The
+// cache finds and removes a session by the ID it had when it was added.
 type Session struct {
 	// ID is the key the session is found by. Server side: the ticket
 	// identity handed to the client. Client side: the session key crypto/tls
@@ -31,19 +38,16 @@ type Session struct {
 	// crypto/tls state. It is never serialized.
 	Value any
 
-	// The fields below are ordered so that a Session fits the 144-byte
-	// allocation class: a cache holds many.
 	created      atomic.Int64 // unix nanoseconds, valid when hasCreated
 	timeout      atomic.Int64 // nanoseconds; 0 means not set yet
 	owner        atomic.Pointer[Cache]
 	hasCreated   atomic.Bool
 	notResumable atomic.Bool
+	established  atomic.Bool // Promote vouched for it before it was cached
 
-	// Guarded by owner.mu while owned. The map key is string(ID), which is
-	// why ID must not change.
-	exp int64  // expiry in unix nanoseconds, the heap order
-	seq uint64 // insertion order, breaks expiry ties
-	idx int    // position in owner's heap
+	// Where the cached session is in owner's table, guarded by owner.mu.
+	slot int32
+	gen  uint32
 }
 
 // Created returns the creation time (OpenSSL's SSL_SESSION_get_time), or the
@@ -93,7 +97,15 @@ func (s *Session) ExpiredAt(t time.Time) bool { return unixNano(t) > s.expiry() 
 // (SSL_SESSION_is_resumable). A session becomes not resumable when it leaves
 // a cache: removed, flushed, evicted, expired or taken. A get hook that
 // returns a session that is not resumable is ignored.
-func (s *Session) Resumable() bool { return !s.notResumable.Load() }
+func (s *Session) Resumable() bool {
+	if s.notResumable.Load() {
+		return false
+	}
+	// A copy of a session stored as bytes (see Cache.Peek) is resumable
+	// while that session is cached.
+	c := s.owner.Load()
+	return c == nil || c.holds(s)
+}
 
 // Info returns the session's metadata, without the secret state.
 func (s *Session) Info() SessionInfo {
@@ -139,9 +151,10 @@ func (s *Session) reorder() {
 		return
 	}
 	c.mu.Lock()
-	if s.owner.Load() == c {
-		s.exp = s.expiry()
-		c.heap.fix(s.idx)
+	if c.holdsLocked(s) {
+		e := &c.t.ents[s.slot]
+		e.created, e.timeout = s.created.Load(), s.timeout.Load()
+		c.t.fixSlot(s.slot)
 	}
 	c.mu.Unlock()
 }

@@ -22,18 +22,17 @@ type Stats struct {
 	StoreErrors       int64 `json:"store_errors"`       // hooks (external stores) that returned an error
 	InternalHits      int64 `json:"internal_hits"`      // Hits served by the internal cache
 	ExternalHits      int64 `json:"external_hits"`      // Hits served by the get hook
+	TooLarge          int64 `json:"too_large"`          // sessions not cached: above Options.MaxSessionBytes
+	Refused           int64 `json:"refused"`            // probationary sessions not cached: only established ones could have made room
 }
 
-// counters are updated without the cache lock. Those that every lookup or
-// handshake start adds to are striped (see stripe.go); connectGood and
-// acceptGood are not, since every 255th of them runs the automatic flush.
+// counters are the statistics; each is an atomic.
 type counters struct {
-	connect, accept, hits, internalHits, misses stripedCounter
-
-	connectGood, acceptGood        atomic.Int64
-	cbHits, timeouts, cacheFull    atomic.Int64
-	contextMismatches, storeErrors atomic.Int64
-	externalHits                   atomic.Int64
+	connect, accept, hits, internalHits, misses atomic.Int64
+	connectGood, acceptGood                     atomic.Int64
+	cbHits, timeouts, cacheFull                 atomic.Int64
+	contextMismatches, storeErrors              atomic.Int64
+	externalHits, tooLarge, refused             atomic.Int64
 }
 
 func (c *counters) snapshot() Stats {
@@ -51,5 +50,7 @@ func (c *counters) snapshot() Stats {
 		StoreErrors:       c.storeErrors.Load(),
 		InternalHits:      c.internalHits.Load(),
 		ExternalHits:      c.externalHits.Load(),
+		TooLarge:          c.tooLarge.Load(),
+		Refused:           c.refused.Load(),
 	}
 }
