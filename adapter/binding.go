@@ -3,19 +3,29 @@ package adapter
 import (
 	"bytes"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tlscache/tlscache/tlscache"
 )
 
-// binding holds the crypto/tls callbacks of a config, for all its untracked
-// connections (rec nil) or for one tracked connection.
+// binding holds the crypto/tls callbacks of a config: those Install set
+// on the application's config, or those of the clone one handshake runs on
+// (handshake set), which also keep that handshake's state.
 type binding struct {
-	st  *configState
-	rec *ConnSessions
+	st        *configState
+	ctxs      *contexts // nil: st's
+	rec       *ConnSessions
+	handshake bool
+	userVC    func(tls.ConnectionState) error
+
+	// Of one handshake (handshake set): how many identities it looked up,
+	// and the TLS 1.2 session it resumes, which WrapSession re-issues.
+	lookups atomic.Int32
+	mu      sync.Mutex
+	resumed *tlscache.Session
 }
 
 // bind sets cfg's callbacks to b's.
@@ -25,27 +35,45 @@ func (b *binding) bind(cfg *tls.Config) {
 	cfg.VerifyConnection = b.verify
 }
 
+func (b *binding) contexts() *contexts {
+	if b.ctxs != nil {
+		return b.ctxs
+	}
+	return b.st.contexts()
+}
+
+// takeResumed returns the TLS 1.2 session this handshake's UnwrapSession
+// found, and forgets it: its secret stays reachable no longer than the
+// handshake needs it.
+func (b *binding) takeResumed() *tlscache.Session {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.resumed
+	b.resumed = nil
+	return s
+}
+
 // wrap is Config.WrapSession: it stores the session under a fresh random
 // identity and returns that identity as the ticket.
 func (b *binding) wrap(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, error) {
 	srv := b.st.srv
-	if cs.DidResume && cs.Version < tls.VersionTLS13 && !srv.opts.SingleUse {
+	resumed := b.takeResumed()
+	if cs.DidResume && cs.Version < tls.VersionTLS13 && resumed != nil {
 		// crypto/tls re-issues the resumed TLS 1.2 session (same secret,
 		// same creation time, same Extra): hand out the same identity
 		// instead of growing the cache.
-		state, err := ss.Bytes()
-		if err != nil {
-			return nil, err
+		if !resumed.Resumable() {
+			// Revoked while this handshake resumed it: a ticket that
+			// resumes nothing, rather than the secret under a new name.
+			return randomID(), nil
 		}
-		if sess := srv.reissue.take(state); sess != nil {
-			if b.rec != nil {
-				b.rec.addIssued(sess)
-			}
-			return sess.ID, nil
+		b.contexts().issued(cs.ServerName) // keeps the name listed
+		if b.rec != nil {
+			b.rec.addIssued(resumed)
 		}
+		return resumed.ID, nil
 	}
-	id := make([]byte, IDLen)
-	rand.Read(id)
+	id := randomID()
 	var parent *tlscache.Session
 	if b.rec != nil && cs.DidResume {
 		parent = b.rec.Resumed()
@@ -64,7 +92,7 @@ func (b *binding) wrap(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, er
 	// Bytes leaves up to half its buffer unused; the cache keeps the state
 	// for hours, so keep it in a buffer of its size.
 	state = append(make([]byte, 0, len(state)), state...)
-	ctx, _ := b.st.ctxs.forName(cs.ServerName)
+	ctx := b.contexts().issued(cs.ServerName)
 	sess := &tlscache.Session{ID: id, IDContext: ctx, State: state}
 	if b.rec != nil || len(cs.PeerCertificates) > 0 {
 		sess.Value = &serverMeta{peerCertificates: cs.PeerCertificates, family: family}
@@ -84,15 +112,30 @@ func (b *binding) wrap(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, er
 	return id, nil
 }
 
+func randomID() []byte {
+	id := make([]byte, IDLen)
+	rand.Read(id)
+	return id
+}
+
 // unwrap is Config.UnwrapSession. Whatever goes wrong (unknown or malformed
 // identity, another context, expiry, a failing store, a state that does not
 // parse) gives (nil, nil): a full handshake, never an aborted one.
+//
+// crypto/tls calls it for each PSK identity of a TLS 1.3 ClientHello (up
+// to five). Only identities of IDLen bytes, the only ones a Server issues,
+// are looked up, and only the first of them in a handshake: so a hostile
+// ClientHello costs at most one store call, like a real one (clients offer
+// one ticket).
 func (b *binding) unwrap(identity []byte, cs tls.ConnectionState) (*tls.SessionState, error) {
 	if len(identity) == 0 {
 		return nil, nil // a TLS 1.2 client without a ticket: not a miss
 	}
+	if len(identity) != IDLen || b.handshake && b.lookups.Add(1) > 1 {
+		return nil, nil
+	}
 	srv := b.st.srv
-	ctx, _ := b.st.ctxs.forName(cs.ServerName)
+	ctx := b.contexts().forName(cs.ServerName)
 	var sess *tlscache.Session
 	if srv.opts.SingleUse {
 		sess = srv.cache.Take(identity, ctx)
@@ -106,8 +149,10 @@ func (b *binding) unwrap(identity []byte, cs tls.ConnectionState) (*tls.SessionS
 	if err != nil {
 		return nil, nil
 	}
-	if cs.Version < tls.VersionTLS13 && !srv.opts.SingleUse {
-		srv.reissue.put(sess)
+	if cs.Version < tls.VersionTLS13 && !srv.opts.SingleUse && b.handshake {
+		b.mu.Lock()
+		b.resumed = sess
+		b.mu.Unlock()
 	}
 	if b.rec != nil {
 		b.rec.setResumed(sess)
@@ -118,7 +163,10 @@ func (b *binding) unwrap(identity []byte, cs tls.ConnectionState) (*tls.SessionS
 // verify is Config.VerifyConnection: the user's check first, then the
 // handshake counts as good.
 func (b *binding) verify(cs tls.ConnectionState) error {
-	if vc := b.st.userVC; vc != nil {
+	if !cs.DidResume {
+		b.takeResumed() // declined by crypto/tls: not re-issued
+	}
+	if vc := b.userVC; vc != nil {
 		if err := vc(cs); err != nil {
 			return err
 		}
@@ -182,67 +230,4 @@ func familyFromState(state []byte) []byte {
 		}
 	}
 	return nil
-}
-
-// reissues maps the state of a TLS 1.2 session being resumed to its cached
-// session, from UnwrapSession to the WrapSession that re-issues it, a few
-// microseconds later in the same handshake. Entries whose handshake ends
-// in between (crypto/tls declined the session, or the client left) are
-// pushed out, oldest first, once maxReissues are pending.
-type reissues struct {
-	mu    sync.Mutex
-	m     map[[32]byte]reissue
-	order []reissueKey // oldest first; may name entries already taken
-	seq   uint64
-}
-
-type reissue struct {
-	sess *tlscache.Session
-	n    int    // connections resuming it now
-	seq  uint64 // of the latest put
-}
-
-type reissueKey struct {
-	key [32]byte // SHA-256 of the state
-	seq uint64
-}
-
-const maxReissues = 1024
-
-func (r *reissues) put(sess *tlscache.Session) {
-	key := sha256.Sum256(sess.State)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.m == nil {
-		r.m = make(map[[32]byte]reissue)
-	}
-	for len(r.order) >= maxReissues {
-		old := r.order[0]
-		r.order = r.order[1:]
-		if e, ok := r.m[old.key]; ok && e.seq == old.seq {
-			delete(r.m, old.key)
-		}
-	}
-	r.seq++
-	e := r.m[key]
-	e.sess, e.seq = sess, r.seq
-	e.n++
-	r.m[key] = e
-	r.order = append(r.order, reissueKey{key, r.seq})
-}
-
-func (r *reissues) take(state []byte) *tlscache.Session {
-	key := sha256.Sum256(state)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	e, ok := r.m[key]
-	if !ok {
-		return nil
-	}
-	if e.n--; e.n == 0 {
-		delete(r.m, key)
-	} else {
-		r.m[key] = e
-	}
-	return e.sess
 }

@@ -45,9 +45,14 @@ type ClientCache struct {
 
 	mu      sync.Mutex
 	filling map[string]int // single use: slot IDs being stored by a Put now
+	resumed map[string]int // server names whose TLS 1.2 handshake resumed, until their Put
 
 	file *clientFile // set by OpenClientCache
 }
+
+// maxResumedMarks bounds ClientCache.resumed: a server that resumes without
+// sending a new ticket leaves a mark no Put takes.
+const maxResumedMarks = 1024
 
 var _ tls.ClientSessionCache = (*ClientCache)(nil)
 
@@ -78,7 +83,13 @@ func (cc *ClientCache) Cache() *tlscache.Cache { return cc.cache }
 
 // Install sets cfg.ClientSessionCache to cc and wraps cfg.VerifyConnection
 // (calling the one cfg had) so that verified handshakes count as
-// ConnectGood and drive the automatic flush. It does nothing if
+// ConnectGood and drive the automatic flush, and so that the new hook
+// follows OpenSSL: it fires for the session of a full handshake and for
+// every TLS 1.3 ticket, but not for the ticket a server re-issues after a
+// TLS 1.2 resumption, which replaces the cached session quietly (with
+// SingleUse it is a new ticket, reported as such, since the resumed one
+// was used up). Without Install (ClientSessionCache set by hand) Put
+// cannot tell, and the hook fires for every ticket. It does nothing if
 // cfg.ClientSessionCache is cc already.
 func (cc *ClientCache) Install(cfg *tls.Config) {
 	if cfg.ClientSessionCache == cc {
@@ -92,9 +103,38 @@ func (cc *ClientCache) Install(cfg *tls.Config) {
 				return err
 			}
 		}
+		if cs.DidResume && cs.Version < tls.VersionTLS13 && cs.ServerName != "" && !cc.opts.SingleUse {
+			cc.markResumed(cs.ServerName)
+		}
 		cc.cache.HandshakeDone(tlscache.Client)
 		return nil
 	}
+}
+
+// markResumed notes that a TLS 1.2 handshake with key resumed: the Put of
+// the ticket it re-issues is not a new session.
+func (cc *ClientCache) markResumed(key string) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.resumed == nil || len(cc.resumed) >= maxResumedMarks {
+		cc.resumed = make(map[string]int)
+	}
+	cc.resumed[key]++
+}
+
+func (cc *ClientCache) takeResumed(key string) bool {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	n := cc.resumed[key]
+	if n == 0 {
+		return false
+	}
+	if n == 1 {
+		delete(cc.resumed, key)
+	} else {
+		cc.resumed[key] = n - 1
+	}
+	return true
 }
 
 // Get is called by crypto/tls once per client handshake: it counts Connect
@@ -154,6 +194,15 @@ func (cc *ClientCache) Put(key string, cs *tls.ClientSessionState) {
 	s, err := cc.newSession(id, cs)
 	if err != nil {
 		return // nothing crypto/tls can do about it: no resumption next time
+	}
+	if cc.takeResumed(key) {
+		// The re-issue of a resumed TLS 1.2 session: OpenSSL calls no
+		// new hook for a resumption; the newer ticket replaces the old.
+		if m := cc.cache.Mode(); m&tlscache.Client != 0 && m&tlscache.NoInternalStore == 0 {
+			cc.cache.Add(s)
+			cc.changed()
+		}
+		return
 	}
 	cc.cache.NewSession(tlscache.Client, s)
 	cc.changed()

@@ -87,3 +87,57 @@ func TestTicketsPerKeyIsCapped(t *testing.T) {
 		seen[id] = true
 	}
 }
+
+// The client's new hook follows OpenSSL: it fires for a full handshake's
+// session and for every TLS 1.3 ticket, not for the ticket a server
+// re-issues after a TLS 1.2 resumption; that ticket still replaces the
+// cached one, so resumption goes on.
+func TestClientNewHookSkipsTLS12Resumptions(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		version   uint16
+		adapter   bool // the server runs the adapter (same identity re-issued) or stock tickets (a new one)
+		wantHooks int
+	}{
+		{"TLS12 adapter server", tls.VersionTLS12, true, 1},
+		{"TLS12 stock server", tls.VersionTLS12, false, 1},
+		{"TLS13 stock server", tls.VersionTLS13, false, 4},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			server, client := testConfigs(t, tt.version)
+			if tt.adapter {
+				if err := NewServer(tlscache.New(nil), nil).Install(server); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var hooks int
+			cache := tlscache.New(&tlscache.Options{Mode: tlscache.Client, NewHook: func(*tlscache.Session) error {
+				hooks++
+				return nil
+			}})
+			cc := NewClientCache(cache, nil)
+			cc.Install(client)
+			if pipeHandshake(t, server, client).DidResume {
+				t.Fatal("the first handshake resumed")
+			}
+			var tickets []string
+			for i := range 3 {
+				if !pipeHandshake(t, server, client).DidResume {
+					t.Fatalf("resumption %d failed", i+1)
+				}
+				for s := range cache.All() {
+					tickets = append(tickets, string(s.State))
+				}
+			}
+			if hooks != tt.wantHooks {
+				t.Errorf("new hook fired %d times for 1 full handshake and 3 resumptions, want %d", hooks, tt.wantHooks)
+			}
+			if cache.Len() != 1 {
+				t.Errorf("%d sessions cached, want 1", cache.Len())
+			}
+			if !tt.adapter && tt.version == tls.VersionTLS12 && tickets[0] == tickets[2] {
+				t.Error("the re-issued ticket did not replace the cached one")
+			}
+		})
+	}
+}

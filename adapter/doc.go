@@ -13,7 +13,11 @@
 //
 // UnwrapSession never fails a handshake: an unknown, malformed, expired or
 // foreign identity, a context mismatch or a failing store is a full
-// handshake. A TLS 1.2 resumption hands out the same identity again, so it
+// handshake. crypto/tls calls it for each of up to five PSK identities of a
+// TLS 1.3 ClientHello; only identities of IDLen bytes (the only ones a
+// Server issues) are looked up, and only the first of them: a handshake
+// makes at most one lookup and one new session, so at most two store calls
+// (package fleet), whatever a ClientHello carries. A TLS 1.2 resumption hands out the same identity again, so it
 // does not grow the cache (crypto/tls re-issues a ticket after every TLS 1.2
 // resumption, with the same secret and creation time).
 //
@@ -59,9 +63,14 @@
 // the family (FamilyMarker), and every server whose watch targets its
 // Server (fleet.Tier.Watch(ctx, srv)) revokes the members it holds.
 //
-// Tracking works through GetConfigForClient: the handshake of a tracked
-// connection uses a clone of the config whose callbacks record into the
-// connection's ConnSessions. Revocation removes one session (Revoke), all
+// Every handshake runs, through GetConfigForClient, on a clone of the
+// config made at its ClientHello, whose callbacks hold that handshake's
+// state; for a tracked connection they record into its ConnSessions.
+// Because the clone is made from the config as it is then, a config the
+// application changes (a CA dropped from ClientCAs, new certificates)
+// applies from the next handshake on, also for the configs
+// GetConfigForClient returns; crypto/tls still forbids modifying a config
+// while handshakes use it, so replace it or synchronize. Revocation removes one session (Revoke), all
 // sessions of a context, server name or family, or those matching a
 // predicate such as a client certificate (RevokeFunc).
 //
@@ -71,7 +80,9 @@
 // bit, NoInternalStore, NoInternalLookup and the hooks apply, manual Add and
 // Remove work, Put(key, nil) deletes without inserting or evicting, and
 // sessions export and import as bytes (like openssl s_client
-// -sess_out/-sess_in). With ClientOptions.SingleUse several tickets are kept
+// -sess_out/-sess_in). As in OpenSSL, the new hook fires for the session
+// of a full handshake and for each TLS 1.3 ticket, not for the ticket a
+// server re-issues after a TLS 1.2 resumption (see ClientCache.Install). With ClientOptions.SingleUse several tickets are kept
 // per server and each is used once.
 //
 // # Counting
@@ -91,9 +102,18 @@
 // into a session. In TLS 1.2 a resumed session keeps its identity (as a
 // TLS 1.2 session ID does), so its resumptions can be linked by an
 // observer; TLS 1.3 and single use hand out a new identity each time.
-// Server names that no certificate of the config is for are not
-// remembered, so clients cannot fill the name caches with junk. The cache holds the sessions' secrets; an export holds a
-// client session's secret, so store it as you would a private key. Memory
+// Server names come from clients: a name is remembered (for the listings'
+// ServerName and to share its context) only when it is a valid host name
+// of at most 253 bytes that a certificate of the config is for, and only
+// once a session is issued under it (a certificate was chosen and the
+// handshake got that far). The name caches of a Server share a budget of
+// 4 MiB, and the registry behind listings keeps 1 MiB, dropping the names
+// least recently issued a session first, so a flood of junk names neither
+// grows memory nor pushes out names in use. The cache holds the sessions'
+// secrets, and a Session never prints them (see tlscache.Session.String);
+// a TLS 1.2 session being resumed is held by that handshake only, until
+// its ticket is re-issued. An export holds a client session's secret, so
+// store it as you would a private key. Memory
 // stays bounded by the cache size, also when TLS 1.3 handshakes fail after
 // the ticket was issued (crypto/tls sends it before the client's Finished),
 // and the per-config caches of server names and contexts are bounded.

@@ -51,7 +51,7 @@ func FuzzUnwrapSession(f *testing.F) {
 		if err := srv.Install(c); err != nil {
 			t.Fatal(err)
 		}
-		ctx, _ := srv.stateFor(c).ctxs.forName("example.com")
+		ctx := srv.stateFor(c).contexts().forName("example.com")
 		cache.Add(&tlscache.Session{ID: id, IDContext: ctx, State: stored})
 		version := uint16(tls.VersionTLS12)
 		if tls13 {

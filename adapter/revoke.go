@@ -61,7 +61,7 @@ func (s *Server) RevokeContext(idContext []byte) int {
 func (s *Server) RevokeServerName(name string) int {
 	contexts := make(map[string]bool)
 	for _, st := range s.states() {
-		ctx, _ := st.ctxs.forName(name)
+		ctx := st.contexts().forName(name)
 		contexts[string(ctx)] = true
 	}
 	return s.cache.RemoveFunc(func(sess *tlscache.Session) bool {

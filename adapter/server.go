@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"weak"
 
 	"github.com/tlscache/tlscache/tlscache"
@@ -47,12 +48,12 @@ type Server struct {
 	cache *tlscache.Cache
 	opts  ServerOptions
 
-	reissue reissues
-	names   nameRegistry
+	names      nameRegistry
+	nameBudget atomic.Int64 // bytes left for the configs' name caches
 
 	mu        sync.Mutex
 	installed map[weak.Pointer[tls.Config]]weak.Pointer[configState] // configs Install bound
-	derived   map[*tls.Config]*configState                           // GetConfigForClient results, bound on clones
+	derived   map[*tls.Config]*configState                           // GetConfigForClient results
 	order     []*tls.Config                                          // derived, oldest first
 }
 
@@ -64,6 +65,7 @@ func NewServer(cache *tlscache.Cache, opts *ServerOptions) *Server {
 		installed: make(map[weak.Pointer[tls.Config]]weak.Pointer[configState]),
 		derived:   make(map[*tls.Config]*configState),
 	}
+	s.nameBudget.Store(maxNameCacheBytes)
 	if opts != nil {
 		s.opts = *opts
 		s.opts.IDContext = append([]byte(nil), opts.IDContext...)
@@ -82,16 +84,23 @@ var ErrBound = errors.New("tlscache/adapter: config already bound to a Server (b
 // wraps GetConfigForClient and VerifyConnection, calling the ones cfg had:
 // ClientHellos count as Accept, verified handshakes as AcceptGood (and drive
 // the automatic flush), and the configs GetConfigForClient returns are bound
-// too, on clones. Call Install after setting cfg's fields and before serving
-// with it. Installing the same config again does nothing; a Clone of a
-// bound config shares its binding, and Install refuses it with ErrBound.
+// too. Call Install after setting cfg's fields and before serving with it.
+// Installing the same config again does nothing; a Clone of a bound config
+// shares its binding, and Install refuses it with ErrBound.
 //
-// A handshake whose context carries a ConnSessions (see ConnContext) is
-// bound to it through a per-connection clone of the config Install saw. So
-// that clone has everything the connection needs: net/http's ServeTLS
-// loads certificate files and adds "h2" to NextProtos on a clone of its
-// own, which tracked connections do not use; ConfigureHTTPServer checks
-// for this.
+// Every handshake runs on a clone of cfg (or of the config cfg's
+// GetConfigForClient returned) made for it, whose callbacks hold that
+// handshake's state: its ConnSessions, if its context carries one (see
+// ConnContext), and its limit of one store lookup. The clone is made from
+// the config as it is at that ClientHello, so a change the application
+// makes to a config (a new ClientCAs, say) applies from the next
+// handshake on, as it would without the adapter; a change of certificates
+// or ClientAuth also changes the sessions' context. (crypto/tls still
+// forbids modifying a config in use: replace it, or synchronize, as for a
+// config without the adapter.) So that the clone has everything the
+// connection needs: net/http's ServeTLS loads certificate files and adds
+// "h2" to NextProtos on a clone of its own, which the adapter does not
+// see; ConfigureHTTPServer checks for this.
 func (s *Server) Install(cfg *tls.Config) error {
 	key := weak.Make(cfg)
 	s.mu.Lock()
@@ -102,7 +111,7 @@ func (s *Server) Install(cfg *tls.Config) error {
 	if isBound(cfg) {
 		return ErrBound
 	}
-	st := s.newConfigState(cfg)
+	st := s.newConfigState(cfg, false)
 	s.installed[key] = weak.Make(st)
 	runtime.AddCleanup(cfg, s.forget, key)
 	st.shared.bind(cfg)
@@ -125,33 +134,50 @@ func (s *Server) forget(key weak.Pointer[tls.Config]) {
 	s.mu.Unlock()
 }
 
-// configState is what the server knows of one *tls.Config it bound.
+// configState is what the server knows of one *tls.Config: one Install
+// bound, or one that a GetConfigForClient returned (derived).
 type configState struct {
 	srv      *Server
-	cfg      *tls.Config // the config crypto/tls uses: the user's, or a bound clone
-	ctxs     *contexts
+	cfg      *tls.Config // the application's config; each handshake runs on a clone
+	derived  bool
+	ctxs     atomic.Pointer[contexts] // of cfg's certificates and policy, as last seen
 	userGCFC func(*tls.ClientHelloInfo) (*tls.Config, error)
-	userVC   func(tls.ConnectionState) error
-	shared   *binding // the callbacks of untracked connections
+	userVC   func(tls.ConnectionState) error // the VerifyConnection Install found
+	shared   *binding                        // the callbacks Install set on cfg
 }
 
-func (s *Server) newConfigState(cfg *tls.Config) *configState {
-	st := &configState{
-		srv:      s,
-		cfg:      cfg,
-		ctxs:     newContexts(s.opts.IDContext, cfg, &s.names),
-		userGCFC: cfg.GetConfigForClient,
-		userVC:   cfg.VerifyConnection,
+func (s *Server) newConfigState(cfg *tls.Config, derived bool) *configState {
+	st := &configState{srv: s, cfg: cfg, derived: derived}
+	st.ctxs.Store(newContexts(s.opts.IDContext, cfg, &s.names, &s.nameBudget))
+	if !derived {
+		st.userGCFC = cfg.GetConfigForClient
+		st.userVC = cfg.VerifyConnection
+		st.shared = &binding{st: st, userVC: st.userVC}
 	}
-	st.shared = &binding{st: st}
 	return st
 }
 
-// stateFor returns the bound state of a config that GetConfigForClient
-// returned: the config itself if Install bound it, else a bound clone. The
-// last maxDerived clones are kept, so a callback that returns the same few
-// configs pays for each once, and one that makes a new config per hello
-// costs a clone per handshake but no memory.
+// contexts returns the contexts of the config as last seen.
+func (st *configState) contexts() *contexts { return st.ctxs.Load() }
+
+// contextsFor returns the contexts of c, a clone of st.cfg made for one
+// handshake: those of st unless the application changed the certificates
+// or the client-auth policy since they were derived.
+func (st *configState) contextsFor(c *tls.Config) *contexts {
+	cur := st.ctxs.Load()
+	if cur.shape.equal(shapeOf(c)) {
+		return cur
+	}
+	fresh := newContexts(st.srv.opts.IDContext, c, &st.srv.names, &st.srv.nameBudget)
+	st.ctxs.Store(fresh)
+	return fresh
+}
+
+// stateFor returns the state of a config that GetConfigForClient
+// returned: the installed one if Install bound it. The states of the last
+// maxDerived other configs are kept, so a callback that returns the same
+// few configs derives their contexts once, and one that makes a new config
+// per hello costs that per handshake but no memory.
 func (s *Server) stateFor(cfg *tls.Config) *configState {
 	s.mu.Lock()
 	if st := s.installed[weak.Make(cfg)].Value(); st != nil {
@@ -164,11 +190,7 @@ func (s *Server) stateFor(cfg *tls.Config) *configState {
 	}
 	s.mu.Unlock()
 
-	clone := cfg.Clone()
-	clone.GetConfigForClient = nil
-	st := s.newConfigState(clone)
-	st.userGCFC = nil
-	st.shared.bind(clone)
+	st := s.newConfigState(cfg, true)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -213,19 +235,18 @@ func (st *configState) getConfigForClient(chi *tls.ClientHelloInfo) (*tls.Config
 			use = st.srv.stateFor(cfg)
 		}
 	}
-	if rec := ConnSessionsFrom(chi.Context()); rec != nil {
-		return use.perConn(rec), nil
-	}
-	if use == st {
-		return nil, nil
-	}
-	return use.cfg, nil
+	return use.forHandshake(ConnSessionsFrom(chi.Context())), nil
 }
 
-// perConn returns a clone of the config whose callbacks record into rec.
-func (st *configState) perConn(rec *ConnSessions) *tls.Config {
+// forHandshake returns a clone of the config, as it is now, whose
+// callbacks hold one handshake's state, recording into rec if not nil.
+func (st *configState) forHandshake(rec *ConnSessions) *tls.Config {
 	c := st.cfg.Clone()
 	c.GetConfigForClient = nil
-	(&binding{st: st, rec: rec}).bind(c)
+	b := &binding{st: st, rec: rec, ctxs: st.contextsFor(c), handshake: true, userVC: st.userVC}
+	if st.derived {
+		b.userVC = c.VerifyConnection // the application's, as it is now
+	}
+	b.bind(c)
 	return c
 }

@@ -5,7 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tlscache/tlscache/tlscache"
 )
@@ -99,15 +103,16 @@ func TestJunkServerNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	wrap := server.WrapSession
-	for i := range 2 * maxNames {
+	for i := range 4096 {
 		if _, err := wrap(tls.ConnectionState{ServerName: fmt.Sprintf("junk%d.invalid", i), Version: tls.VersionTLS13}, ss); err != nil {
 			t.Fatal(err)
 		}
 	}
 	st := srv.stateFor(server)
-	st.ctxs.mu.Lock()
-	names := len(st.ctxs.names)
-	st.ctxs.mu.Unlock()
+	ctxs := st.contexts()
+	ctxs.mu.Lock()
+	names := len(ctxs.names)
+	ctxs.mu.Unlock()
 	if names != 1 {
 		t.Errorf("%d server names cached, want only example.com", names)
 	}
@@ -124,15 +129,85 @@ func TestJunkServerNames(t *testing.T) {
 
 func TestContextsAreShared(t *testing.T) {
 	server, _ := testConfigs(t, tls.VersionTLS13)
-	c := newContexts(nil, server, nil)
-	a1, served := c.forName("example.com")
-	a2, _ := c.forName("EXAMPLE.com.")
-	if !served || &a1[0] != &a2[0] {
+	c := newContexts(nil, server, nil, nil)
+	if a := c.forName("example.com"); len(c.names) != 0 || string(a) != string(c.issued("example.com")) {
+		t.Fatal("a lookup recorded the name, or derived another context than the issue")
+	}
+	a1 := c.issued("example.com")
+	a2 := c.issued("EXAMPLE.com.")
+	if &a1[0] != &a2[0] || &c.forName("example.com")[0] != &a1[0] {
 		t.Error("contexts of one served name are not shared (or not normalized)")
 	}
-	other, served := c.forName("other.example")
-	if served || string(other) == string(a1) {
-		t.Errorf("an unserved name: served %v, same context %v", served, string(other) == string(a1))
+	other := c.issued("other.example")
+	if len(c.names) != 1 || string(other) == string(a1) {
+		t.Errorf("an unserved name: %d names kept, same context %v", len(c.names), string(other) == string(a1))
+	}
+}
+
+func TestValidHostname(t *testing.T) {
+	long := strings.Repeat("a", 63)
+	for name, want := range map[string]bool{
+		"example.com": true, "a": true, "xn--bcher-kva.example": true, "_acme.example": true,
+		long + ".example": true, long + "a.example": false,
+		strings.Repeat(long+".", 3) + strings.Repeat("b", 61): true,  // 253 bytes
+		strings.Repeat(long+".", 3) + strings.Repeat("b", 62): false, // 254
+		"": false, ".": false, "a..b": false, ".a": false, "a b": false, "a/b": false, "é.example": false, "A.example": false,
+	} {
+		if got := validHostname(name); got != want {
+			t.Errorf("validHostname(%.40q, %d bytes) = %v, want %v", name, len(name), got, want)
+		}
+	}
+}
+
+// The registry of names keeps at most maxRegistryBytes, dropping the names
+// least recently issued a session: a flood of valid names under a wildcard
+// certificate leaves the names in use listed.
+func TestNameRegistryIsBoundedInBytes(t *testing.T) {
+	var r nameRegistry
+	ctx := func(i int) []byte { return []byte(fmt.Sprintf("context %d", i)) }
+	r.record([]byte("real"), "www.example.com")
+	long := strings.Repeat("x", 63) + "."
+	for i := range 20000 {
+		name := fmt.Sprintf("%s%s%s%06d.example.com", long, long, long[:50], i)
+		r.record(ctx(i), name)
+		if i%1000 == 0 {
+			r.record([]byte("real"), "www.example.com") // the real name keeps being issued
+		}
+	}
+	if r.bytes > maxRegistryBytes {
+		t.Errorf("registry holds %d bytes, budget %d", r.bytes, maxRegistryBytes)
+	}
+	if got := r.name([]byte("real")); got != "www.example.com" {
+		t.Errorf("the real name is listed as %q after the flood", got)
+	}
+	if r.name(ctx(0)) != "" {
+		t.Error("the oldest junk name is still listed")
+	}
+	t.Logf("registry after 20000 names of ~200 bytes: %d names, %d bytes", r.order.Len(), r.bytes)
+}
+
+// The name caches of all configs of a Server share one byte budget, which
+// comes back when a config's contexts are collected.
+func TestNameCachesShareABudget(t *testing.T) {
+	server, _ := testConfigs(t, tls.VersionTLS13)
+	server.Certificates = nil
+	server.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return nil, nil }
+	var budget atomic.Int64
+	budget.Store(int64(10 * (len("n0000.example") + nameOverhead)))
+	c := newContexts(nil, server, nil, &budget)
+	for i := range 100 {
+		c.issued(fmt.Sprintf("n%04d.example", i))
+	}
+	if len(c.names) != 10 || budget.Load() != 0 {
+		t.Errorf("%d names cached, budget left %d: want 10 and 0", len(c.names), budget.Load())
+	}
+	c = nil
+	for i := 0; i < 50 && budget.Load() == 0; i++ {
+		runtime.GC()
+		time.Sleep(time.Millisecond) // cleanups run on their own goroutine
+	}
+	if budget.Load() == 0 {
+		t.Error("the budget did not come back when the contexts were collected")
 	}
 }
 

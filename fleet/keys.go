@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -23,16 +24,65 @@ type Key struct {
 	secret [KeySize]byte
 }
 
-// NewKey returns the key with this 32-byte secret.
+// ErrWeakKey is returned for a secret that cannot be random: all zero, or
+// made of fewer than minDistinct different byte values (a repeated
+// pattern, a word). Make keys with GenerateKey or
+// head -c 32 /dev/urandom | base64.
+var ErrWeakKey = errors.New("fleet: weak key: not 32 random bytes")
+
+// ErrDuplicateKey is returned for a keyring that holds one key twice: a
+// copy-paste slip that would hide a missing rotation.
+var ErrDuplicateKey = errors.New("fleet: the same key twice in a keyring")
+
+// minDistinct is the fewest different byte values a key may hold: 32
+// random bytes hold about 30, and fewer than 16 happens with a probability
+// far below 2^-64.
+const minDistinct = 16
+
+// NewKey returns the key with this 32-byte secret. A weak secret is
+// ErrWeakKey.
 func NewKey(secret []byte) (Key, error) {
 	var k Key
 	if len(secret) != KeySize {
 		return k, fmt.Errorf("fleet: a key is %d bytes, not %d", KeySize, len(secret))
 	}
+	if weak(secret) {
+		return k, ErrWeakKey
+	}
 	copy(k.secret[:], secret)
 	sum := sha256.Sum256(append([]byte("tlscache fleet key id\x00"), secret...))
 	copy(k.id[:], sum[:])
 	return k, nil
+}
+
+// weak reports whether secret has too few different byte values to be
+// random (the all-zero key has one).
+func weak(secret []byte) bool {
+	var seen [256]bool
+	n := 0
+	for _, b := range secret {
+		if !seen[b] {
+			seen[b] = true
+			n++
+		}
+	}
+	return n < minDistinct
+}
+
+// checkKeyring refuses a keyring with a weak key (such as the zero Key,
+// which NewKey never returns) or the same key twice.
+func checkKeyring(keys []Key) error {
+	seen := make(map[[KeySize]byte]int, len(keys))
+	for i, k := range keys {
+		if weak(k.secret[:]) {
+			return fmt.Errorf("fleet: key %d: %w", i+1, ErrWeakKey)
+		}
+		if j, ok := seen[k.secret]; ok {
+			return fmt.Errorf("fleet: keys %d and %d: %w", j+1, i+1, ErrDuplicateKey)
+		}
+		seen[k.secret] = i
+	}
+	return nil
 }
 
 // GenerateKey returns a new random key.
@@ -61,7 +111,8 @@ func (k Key) Secret() string { return base64.StdEncoding.EncodeToString(k.secret
 // white space or commas, where '#' starts a comment that runs to the end of
 // the line. The first key seals; all of them open. This is the format of a
 // key file or of an environment variable (head -c 32 /dev/urandom | base64
-// makes one key).
+// makes one key). A weak key is ErrWeakKey, a key given twice
+// ErrDuplicateKey.
 func ParseKeys(text string) ([]Key, error) {
 	var keys []Key
 	for n, line := range strings.Split(text, "\n") {
@@ -82,6 +133,9 @@ func ParseKeys(text string) ([]Key, error) {
 	}
 	if len(keys) == 0 {
 		return nil, fmt.Errorf("fleet: no key found")
+	}
+	if err := checkKeyring(keys); err != nil {
+		return nil, err
 	}
 	return keys, nil
 }

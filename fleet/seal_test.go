@@ -125,7 +125,7 @@ func TestParseKeys(t *testing.T) {
 // FuzzOpen: any bytes under any store key either open to the session they
 // were sealed for or are ErrUnsealed; never a panic.
 func FuzzOpen(f *testing.F) {
-	k, _ := NewKey(bytes.Repeat([]byte{7}, KeySize))
+	k := fuzzKey(f)
 	s := testSession("fuzz")
 	blob, _ := seal(k, s)
 	f.Add(storeKey(s.ID), blob)

@@ -40,7 +40,8 @@ var (
 // default.
 type Options struct {
 	// Keys seal and open the stored sessions: Keys[0] seals, any of them
-	// opens. Required.
+	// opens. Required; New refuses a weak key (the zero Key) and a key given
+	// twice.
 	Keys []Key
 	// Timeout bounds each store call made from a hook; zero means
 	// DefaultTimeout.
@@ -87,6 +88,9 @@ type Tier struct {
 func New(store tlscache.Store, opts *Options) (*Tier, error) {
 	if opts == nil || len(opts.Keys) == 0 {
 		return nil, errors.New("fleet: Options.Keys needs at least one key")
+	}
+	if err := checkKeyring(opts.Keys); err != nil {
+		return nil, err
 	}
 	t := &Tier{
 		store:    store,

@@ -472,13 +472,13 @@ func TestExampleAdminLoopbackOnly(t *testing.T) {
 	}
 
 	// A positive control: with -admin-public the same check does reach it.
-	p := startExample(t, "-admin", "0.0.0.0:0", "-admin-public")
+	p := startExampleEnv(t, []string{"TLSCACHE_ADMIN_TOKEN=s3cret"}, "-admin", "0.0.0.0:0", "-admin-public")
 	p.logs.wait(t, regexp.MustCompile(`level=WARN msg="THE ADMIN API IS REACHABLE FROM THE NETWORK`), 1)
 	if external == nil {
 		return
 	}
 	url := "http://" + net.JoinHostPort(external.String(), port(t, p.admin)) + "/config"
-	if status, _, body := curl(t, "GET", url, ""); status != 200 {
+	if status, _, body := curl(t, "GET", url, "", "-H", "Authorization: Bearer s3cret"); status != 200 {
 		t.Errorf("-admin-public: GET %s: %d %s", url, status, body)
 	}
 }

@@ -252,10 +252,14 @@ func (c *Cache) Timeout() time.Duration { return time.Duration(c.timeout.Load())
 
 // SetTimeout sets the timeout for sessions added from now on and returns the
 // previous one (SSL_CTX_set_timeout). Sessions already cached keep theirs.
-// A negative value is ignored.
+// Zero means DefaultTimeout, as in Options.Timeout and OpenSSL; a negative
+// value is ignored.
 func (c *Cache) SetTimeout(d time.Duration) time.Duration {
 	if d < 0 {
 		return c.Timeout()
+	}
+	if d == 0 {
+		d = DefaultTimeout
 	}
 	return time.Duration(c.timeout.Swap(int64(d)))
 }

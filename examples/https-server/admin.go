@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -22,7 +24,11 @@ import (
 )
 
 // admin is the admin API: plain HTTP on its own listener, loopback only
-// unless -admin-public. Every answer is JSON, except /metrics.
+// unless -admin-public (which needs a token). Every answer is JSON, except
+// /metrics. What a web page could make a browser send is refused (see
+// guard): a Host other than the listener's address or a loopback name (DNS
+// rebinding), and a state-changing request from another origin or without
+// a JSON body type (CSRF).
 //
 //	GET    /                        this list of endpoints
 //	GET    /sessions                cached sessions, metadata only
@@ -38,7 +44,8 @@ type admin struct {
 	tier   *fleet.Tier // nil without -redis
 	policy string
 	log    *slog.Logger
-	token  []byte // SHA-256 of the bearer token; nil: no token
+	token  []byte   // SHA-256 of the bearer token; nil: no token
+	addr   net.Addr // where the API listens: the Host it answers to
 
 	configMu sync.Mutex // serializes PATCH /config
 }
@@ -68,7 +75,78 @@ func (a *admin) routes() http.Handler {
 	mux.HandleFunc("GET /config", a.getConfig)
 	mux.HandleFunc("PATCH /config", a.patchConfig)
 	mux.HandleFunc("GET /metrics", a.metrics)
-	return a.authorize(mux)
+	return a.guard(a.authorize(mux))
+}
+
+// guard refuses the requests a web page could make a browser send to the
+// admin API, token or not:
+//   - a Host header that is not the listener's own address or a loopback
+//     name: a DNS-rebinding page (evil.example resolving to 127.0.0.1)
+//     would otherwise read and change the API as if same-origin;
+//   - a state-changing request (not GET, HEAD or OPTIONS) that a browser
+//     marks cross-origin, by Sec-Fetch-Site or an Origin other than the
+//     Host (net/http's CrossOriginProtection);
+//   - a state-changing request whose Content-Type is not application/json,
+//     which no cross-origin page can send without a CORS preflight, which
+//     the API never answers. Bodiless requests (DELETE, POST /sessions/...)
+//     must say it too.
+func (a *admin) guard(next http.Handler) http.Handler {
+	csrf := http.NewCrossOriginProtection()
+	csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusForbidden, "cross-origin request refused: the admin API takes no state-changing requests from web pages")
+	}))
+	checked := csrf.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !safeMethod(r.Method) {
+			if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+				writeError(w, http.StatusUnsupportedMediaType, fmt.Sprintf("%s needs Content-Type: application/json (got %q)", r.Method, r.Header.Get("Content-Type")))
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	}))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !a.hostAllowed(r.Host) {
+			writeError(w, http.StatusMisdirectedRequest, fmt.Sprintf("Host %q is not this admin API's address (%s) nor a loopback name", r.Host, a.addr))
+			return
+		}
+		checked.ServeHTTP(w, r)
+	})
+}
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+// hostAllowed reports whether a request's Host names this listener:
+// localhost (or a name under .localhost, which browsers resolve to
+// loopback themselves), a loopback IP, or the listener's own IP (any IP
+// literal when it listens on all addresses: a page can make a browser send
+// an IP literal only to that IP). A port, if given, must be the
+// listener's.
+func (a *admin) hostAllowed(hostport string) bool {
+	if hostport == "" {
+		return false
+	}
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host, port = hostport, "" // no port
+	}
+	tcp, _ := a.addr.(*net.TCPAddr)
+	if tcp == nil {
+		return false
+	}
+	if port != "" && port != strconv.Itoa(tcp.Port) {
+		return false
+	}
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
+	if ip == nil {
+		return false
+	}
+	return ip.IsLoopback() || ip.Equal(tcp.IP) || tcp.IP.IsUnspecified()
 }
 
 // hashToken returns what admin.token holds for a bearer token, nil for none.
@@ -328,8 +406,11 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 
 // listenAdmin listens on addr for the admin API. Unless public is set it
 // refuses any address that is not loopback: the API removes sessions and
-// changes the cache, and speaks plain HTTP.
-func listenAdmin(addr string, public bool) (net.Listener, error) {
+// changes the cache, and speaks plain HTTP. Public, it needs a token.
+func listenAdmin(addr string, public, token bool) (net.Listener, error) {
+	if public && !token {
+		return nil, errors.New("-admin-public needs a token: set $TLSCACHE_ADMIN_TOKEN (or -admin-token); without one anyone who reaches the admin API could remove sessions and change the cache")
+	}
 	if !public {
 		host, _, err := net.SplitHostPort(addr)
 		if err != nil {

@@ -11,7 +11,11 @@
 // An admin API (plain HTTP, loopback only unless -admin-public) listens on
 // http://127.0.0.1:9443: list, delete and flush sessions, read and change
 // the mode, timeout and size, and GET /metrics for Prometheus. Set a bearer
-// token with $TLSCACHE_ADMIN_TOKEN (or -admin-token, which ps shows).
+// token with $TLSCACHE_ADMIN_TOKEN (or -admin-token, which ps shows);
+// -admin-public refuses to start without one. It answers only to its own
+// address or a loopback name in Host, and state-changing requests need
+// Content-Type: application/json and no cross-origin browser headers, so
+// that no web page can drive it.
 //
 // Both listeners log the address they listen on, so ports chosen with
 // -addr 127.0.0.1:0 -admin 127.0.0.1:0 can be read from the log.
@@ -57,7 +61,8 @@ func main() {
 
 		adminAddr   = flag.String("admin", "127.0.0.1:9443", "admin API listen address (plain HTTP, loopback only); empty: no admin API")
 		adminToken  = flag.String("admin-token", "", "bearer token the admin API requires (default $TLSCACHE_ADMIN_TOKEN; the flag shows in ps)")
-		adminPublic = flag.Bool("admin-public", false, "allow -admin on a non-loopback address (then set a token)")
+		adminPublic = flag.Bool("admin-public", false, "allow -admin on a non-loopback address (needs a token)")
+		idle        = flag.Duration("idle-timeout", 2*time.Minute, "close keep-alive connections idle this long")
 
 		redisAddr    = flag.String("redis", "", "share sessions with a fleet through Redis at host:port (several, comma-separated: a cluster)")
 		redisPrefix  = flag.String("redis-prefix", redisstore.DefaultPrefix, "Redis key prefix the fleet shares")
@@ -71,7 +76,7 @@ func main() {
 	}
 	if err := run(log, config{
 		addr: *addr, certFile: *certFile, keyFile: *keyFile, policy: *policy,
-		timeout: *timeout, size: *size, singleUse: *singleUse, mode: *mode, tls12: *tls12,
+		timeout: *timeout, size: *size, singleUse: *singleUse, mode: *mode, tls12: *tls12, idle: *idle,
 		adminAddr: *adminAddr, adminToken: *adminToken, adminPublic: *adminPublic,
 		fleet: fleetConfig{redis: *redisAddr, prefix: *redisPrefix, keysFile: *sealKeys, timeout: *storeTimeout},
 	}); err != nil {
@@ -82,7 +87,7 @@ func main() {
 
 type config struct {
 	addr, certFile, keyFile, policy, mode string
-	timeout                               time.Duration
+	timeout, idle                         time.Duration
 	size                                  int
 	singleUse, tls12                      bool
 
@@ -147,10 +152,19 @@ func run(log *slog.Logger, cfg config) error {
 		waitWatch := watchFleet(watchCtx, log, tier, app.srv)
 		defer func() { stopWatch(); waitWatch() }()
 	}
+	// Timeouts, so that slow or quiet clients cannot hold connections (and
+	// file descriptors) for good: the TLS handshake and the request headers
+	// within ReadHeaderTimeout, the whole request within ReadTimeout, the
+	// answer within WriteTimeout, and keep-alive connections closed after
+	// IdleTimeout.
 	hs := &http.Server{
 		Handler:           app.routes(),
 		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      time.Minute,
+		IdleTimeout:       cfg.idle,
+		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	if err := app.srv.ConfigureHTTPServer(hs); err != nil {
@@ -165,16 +179,19 @@ func run(log *slog.Logger, cfg config) error {
 	}
 	servers := []*serving{{name: "https", srv: hs, ln: ln, serve: func() error { return hs.ServeTLS(ln, "", "") }}}
 	if cfg.adminAddr != "" {
-		aln, err := listenAdmin(cfg.adminAddr, cfg.adminPublic)
+		aln, err := listenAdmin(cfg.adminAddr, cfg.adminPublic, cfg.adminToken != "")
 		if err != nil {
 			ln.Close()
 			return err
 		}
-		api := &admin{cache: cache, srv: app.srv, tier: tier, policy: cfg.policy, log: log, token: hashToken(cfg.adminToken)}
+		api := &admin{cache: cache, srv: app.srv, tier: tier, policy: cfg.policy, log: log, token: hashToken(cfg.adminToken), addr: aln.Addr()}
 		as := &http.Server{
 			Handler:           api.routes(),
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      time.Minute,
+			IdleTimeout:       cfg.idle,
+			MaxHeaderBytes:    64 << 10,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		}
 		servers = append(servers, &serving{name: "admin", srv: as, ln: aln, serve: func() error { return as.Serve(aln) }})
@@ -194,7 +211,7 @@ func run(log *slog.Logger, cfg config) error {
 		aln := servers[1].ln
 		log.Info("admin", "addr", aln.Addr().String(), "url", "http://"+aln.Addr().String()+"/", "token", cfg.adminToken != "")
 		if tcp, ok := aln.Addr().(*net.TCPAddr); !ok || !tcp.IP.IsLoopback() {
-			log.Warn("THE ADMIN API IS REACHABLE FROM THE NETWORK over plain HTTP: anyone who reaches it can remove sessions and change the cache",
+			log.Warn("THE ADMIN API IS REACHABLE FROM THE NETWORK over plain HTTP: anyone who sees its traffic learns the token",
 				"addr", aln.Addr().String(), "token", cfg.adminToken != "")
 		}
 	}
