@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,9 +18,12 @@ const (
 	// below a full handshake's cost, well above a loopback or same-zone
 	// Redis round trip.
 	DefaultTimeout = 20 * time.Millisecond
-	// DefaultFailures is how many store calls in a row must fail before
-	// the store is skipped.
-	DefaultFailures = 3
+	// DefaultFailures is how many store calls must fail within
+	// DefaultWindow, and make at least half of its calls, before the store
+	// is skipped.
+	DefaultFailures = 5
+	// DefaultWindow is the span over which failures are counted.
+	DefaultWindow = time.Second
 	// DefaultBackOff is how long the store is skipped after that, before
 	// one call probes it again.
 	DefaultBackOff = time.Second
@@ -45,15 +49,24 @@ type Options struct {
 	// Timeout bounds each store call made from a hook; zero means
 	// DefaultTimeout.
 	Timeout time.Duration
-	// Failures is how many consecutive failed store calls start a back-off;
-	// zero means DefaultFailures.
+	// Failures is how many failed store calls within Window, making at
+	// least half of its calls, start a back-off; zero means
+	// DefaultFailures. With a Sharded store (a Redis Cluster), failures
+	// and back-off are per shard.
 	Failures int
+	// Window is the span over which failures are counted; zero means
+	// DefaultWindow.
+	Window time.Duration
 	// BackOff is how long the store is then skipped before one call probes
 	// it again; zero means DefaultBackOff.
 	BackOff time.Duration
 	// Now is the clock of the back-off and of the stored values' TTLs; nil
 	// means time.Now. Give it the cache's clock.
 	Now func() time.Time
+	// Logger, if set, gets a line when the store (or a shard) starts
+	// failing and the back-off starts, and when it answers again and the
+	// back-off ends: once per change, never per handshake.
+	Logger *slog.Logger
 }
 
 // A Tier is a tlscache.Store seen as the external tier of a Cache: its
@@ -61,19 +74,17 @@ type Options struct {
 // removals; Watch drops from the internal tier what other servers removed.
 // Create one with New.
 type Tier struct {
-	store    tlscache.Store
-	keys     []Key
-	timeout  time.Duration
-	failures int
-	backOff  time.Duration
-	now      func() time.Time
+	store   tlscache.Store
+	sharded Sharded // nil unless the store is one
+	keys    []Key
+	timeout time.Duration
+	now     func() time.Time
+	brk     breakers
 
 	ready     chan struct{} // closed when a Watch first works
 	readyOnce sync.Once
 
 	mu       sync.Mutex
-	failed   int       // consecutive failures
-	until    time.Time // skip the store until then
 	pending  map[string]struct{}
 	retrying bool // a retryPending runs
 
@@ -89,26 +100,30 @@ func New(store tlscache.Store, opts *Options) (*Tier, error) {
 		return nil, errors.New("fleet: Options.Keys needs at least one key")
 	}
 	t := &Tier{
-		store:    store,
-		keys:     append([]Key(nil), opts.Keys...),
-		timeout:  opts.Timeout,
-		failures: opts.Failures,
-		backOff:  opts.BackOff,
-		now:      opts.Now,
-		pending:  make(map[string]struct{}),
-		ready:    make(chan struct{}),
+		store:   store,
+		keys:    append([]Key(nil), opts.Keys...),
+		timeout: opts.Timeout,
+		now:     opts.Now,
+		pending: make(map[string]struct{}),
+		ready:   make(chan struct{}),
 	}
+	t.sharded, _ = store.(Sharded)
 	if t.timeout <= 0 {
 		t.timeout = DefaultTimeout
 	}
-	if t.failures <= 0 {
-		t.failures = DefaultFailures
-	}
-	if t.backOff <= 0 {
-		t.backOff = DefaultBackOff
-	}
 	if t.now == nil {
 		t.now = time.Now
+	}
+	t.brk = breakers{failures: opts.Failures, window: opts.Window, backOff: opts.BackOff,
+		timeout: t.timeout, now: t.now, log: opts.Logger, shards: map[string]*breaker{}}
+	if t.brk.failures <= 0 {
+		t.brk.failures = DefaultFailures
+	}
+	if t.brk.window <= 0 {
+		t.brk.window = DefaultWindow
+	}
+	if t.brk.backOff <= 0 {
+		t.brk.backOff = DefaultBackOff
 	}
 	return t, nil
 }
@@ -143,8 +158,9 @@ func (t *Tier) Put(ctx context.Context, s *tlscache.Session) error {
 	if err != nil {
 		return err
 	}
-	return t.do(ctx, func(ctx context.Context) error {
-		return t.store.Put(ctx, storeKey(s.ID), blob, ttl)
+	key := storeKey(s.ID)
+	return t.do(ctx, key, func(ctx context.Context) error {
+		return t.store.Put(ctx, key, blob, ttl)
 	})
 }
 
@@ -154,7 +170,7 @@ func (t *Tier) Put(ctx context.Context, s *tlscache.Session) error {
 func (t *Tier) GetHook(id []byte, take bool) (*tlscache.Session, error) {
 	key := storeKey(id)
 	var blob []byte
-	err := t.do(context.Background(), func(ctx context.Context) (err error) {
+	err := t.do(context.Background(), key, func(ctx context.Context) (err error) {
 		if take {
 			blob, err = t.store.Take(ctx, key)
 		} else {
@@ -185,7 +201,7 @@ func (t *Tier) RemoveHook(s *tlscache.Session, why tlscache.Reason) error {
 	key := storeKey(s.ID)
 	switch why {
 	case tlscache.Removed:
-		err := t.do(context.Background(), func(ctx context.Context) error {
+		err := t.do(context.Background(), key, func(ctx context.Context) error {
 			return t.store.Delete(ctx, key)
 		})
 		if err != nil {
@@ -193,7 +209,7 @@ func (t *Tier) RemoveHook(s *tlscache.Session, why tlscache.Reason) error {
 		}
 		return err
 	case tlscache.Taken:
-		err := t.do(context.Background(), func(ctx context.Context) error {
+		err := t.do(context.Background(), key, func(ctx context.Context) error {
 			_, err := t.store.Take(ctx, key)
 			return err
 		})
@@ -246,10 +262,15 @@ func (t *Tier) Watch(ctx context.Context, cache Target) error {
 // revoked session waits for it before accepting connections.
 func (t *Tier) Ready() <-chan struct{} { return t.ready }
 
-// do runs op under the deadline, unless the store is backing off, and
-// keeps the failure count. A miss is a success.
-func (t *Tier) do(ctx context.Context, op func(context.Context) error) error {
-	if !t.allow() {
+// do runs op on the store key under the deadline, unless the store (or
+// the key's shard) is backing off, and counts the outcome. A miss is a
+// success.
+func (t *Tier) do(ctx context.Context, key string, op func(context.Context) error) error {
+	shard := ""
+	if t.sharded != nil {
+		shard = t.sharded.Shard(key)
+	}
+	if !t.brk.allow(shard) {
 		t.stats.skipped.Add(1)
 		return ErrSkipped
 	}
@@ -258,43 +279,15 @@ func (t *Tier) do(ctx context.Context, op func(context.Context) error) error {
 	err := op(ctx)
 	cancel()
 	ok := err == nil || errors.Is(err, tlscache.ErrCacheMiss)
-	t.record(ok)
+	if t.brk.record(shard, ok) {
+		t.stats.backOffs.Add(1)
+	}
 	if !ok {
 		t.stats.errors.Add(1)
 	} else {
 		t.startRetry()
 	}
 	return err
-}
-
-// allow reports whether a store call may go ahead. After a back-off ends,
-// one call probes the store and the others keep skipping until it answers.
-func (t *Tier) allow() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.failed < t.failures {
-		return true
-	}
-	now := t.now()
-	if now.Before(t.until) {
-		return false
-	}
-	t.until = now.Add(t.timeout) // the probe's own deadline
-	return true
-}
-
-func (t *Tier) record(ok bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if ok {
-		t.failed = 0
-		return
-	}
-	t.failed++
-	if t.failed >= t.failures {
-		t.until = t.now().Add(t.backOff)
-		t.stats.backOffs.Add(1)
-	}
 }
 
 func (t *Tier) addPending(key string) {
@@ -361,14 +354,15 @@ type Stats struct {
 	Retried       int64 `json:"retried"`       // failed removals later done
 	Dropped       int64 `json:"dropped"`       // failed removals not kept: too many pending
 	Pending       int   `json:"pending"`       // failed removals waiting for the store to come back
-	BackingOff    bool  `json:"backing_off"`   // the store is being skipped now
+	BackingOff    bool  `json:"backing_off"`   // the store, or a shard of it, is being skipped now
 }
 
 // Stats returns a snapshot of the tier's counters.
 func (t *Tier) Stats() Stats {
 	t.mu.Lock()
-	pending, backing := len(t.pending), t.failed >= t.failures && t.now().Before(t.until)
+	pending := len(t.pending)
 	t.mu.Unlock()
+	backing := t.brk.backingOff()
 	return Stats{
 		Calls: t.stats.calls.Load(), Errors: t.stats.errors.Load(), Skipped: t.stats.skipped.Load(),
 		BackOffs: t.stats.backOffs.Load(), BadValues: t.stats.badValues.Load(),
