@@ -87,8 +87,8 @@ func Check(ctx context.Context, c redis.UniversalClient) (string, error) {
 	case *redis.ClusterClient:
 		return checkCluster(ctx, c)
 	case *redis.Client:
-		if c.Options().Addr == "FailoverClient" { // go-redis's name for a Sentinel client
-			return checkFailover(ctx, c)
+		if fc, ok := isFailover(c); ok {
+			return checkFailover(ctx, fc)
 		}
 		return checkSingle(ctx, c, c.Options().Addr)
 	}

@@ -179,10 +179,14 @@ const healthInterval = time.Second
 // replaced. Each confirmed subscription calls lost. While Redis is
 // unreachable Watch retries with a growing pause, up to a second. On a
 // Redis Cluster it subscribes on one node, any node, and moves to another
-// when that one fails or goes silent.
+// when that one fails or goes silent; through a Sentinel failover client,
+// on the master and on each of its replicas (see sentinel.go).
 func (s *Store) Watch(ctx context.Context, deleted func(key string), lost func()) error {
 	if s.cluster != nil {
 		return s.watchCluster(ctx, deleted, lost)
+	}
+	if fc, ok := isFailover(s.c); ok {
+		return s.watchFailover(ctx, fc, deleted, lost)
 	}
 	for {
 		s.subscribe(ctx, s.c, deleted, lost, false)

@@ -129,6 +129,31 @@ func (cl *Cluster) MasterOf(slot int) (master, replica *Server) {
 	return nil, nil
 }
 
+// SlotMap returns the master of each slot, as a running node sees it now.
+func (cl *Cluster) SlotMap() []*Server {
+	cl.t.Helper()
+	for _, n := range cl.Nodes {
+		if n.cmd == nil {
+			continue
+		}
+		c := redis.NewClient(&redis.Options{Addr: n.Addr, MaxRetries: -1})
+		slots, err := c.ClusterSlots(context.Background()).Result()
+		c.Close()
+		if err != nil {
+			continue
+		}
+		m := make([]*Server, 16384)
+		for _, r := range slots {
+			for slot := r.Start; slot <= r.End; slot++ {
+				m[slot] = cl.node(r.Nodes[0].Addr)
+			}
+		}
+		return m
+	}
+	cl.t.Fatal("no running cluster node answers CLUSTER SLOTS")
+	return nil
+}
+
 func (cl *Cluster) node(addr string) *Server {
 	for _, n := range cl.Nodes {
 		if n.Addr == addr {
