@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 )
@@ -54,7 +55,7 @@ type breakers struct {
 	failures int
 	window   time.Duration
 	backOff  time.Duration
-	timeout  time.Duration
+	deadline *deadline
 	now      func() time.Time
 	log      *slog.Logger
 
@@ -100,7 +101,7 @@ func (bs *breakers) allow(shard string) bool {
 	if now.Before(b.until) {
 		return false
 	}
-	b.until = now.Add(bs.timeout) // the probe's own deadline
+	b.until = now.Add(bs.deadline.get()) // the probe's own deadline
 	return true
 }
 
@@ -161,4 +162,60 @@ func (bs *breakers) backingOff() bool {
 		}
 	}
 	return false
+}
+
+// deadline is the deadline of each store call: fixed (Options.Timeout), or
+// adaptive: twice the peak latency of recent calls, the peak decaying by
+// half every deadlineHalfLife, between DefaultTimeout and MaxTimeout. A
+// call that times out counts as taking its whole deadline, so the next
+// deadline doubles: a busy host, whose scheduling stalls make round trips
+// take tens of milliseconds now and then, gets deadlines that fit them,
+// and a hung store reaches MaxTimeout in a few calls, by when the back-off
+// has started (DefaultFailures calls: 20, 40, 80, 160, 200 ms).
+type deadline struct {
+	fixed    time.Duration
+	min, max time.Duration
+
+	mu   sync.Mutex
+	peak time.Duration
+	at   time.Time // of the peak
+}
+
+// deadlineHalfLife is how fast a latency peak is forgotten.
+const deadlineHalfLife = 2 * time.Second
+
+func (d *deadline) decayed(now time.Time) time.Duration {
+	age := now.Sub(d.at)
+	if age <= 0 || d.peak == 0 {
+		return d.peak
+	}
+	halves := float64(age) / float64(deadlineHalfLife)
+	if halves > 30 {
+		return 0
+	}
+	return time.Duration(float64(d.peak) / math.Exp2(halves))
+}
+
+// get returns the deadline of the next call.
+func (d *deadline) get() time.Duration {
+	if d.fixed > 0 {
+		return d.fixed
+	}
+	d.mu.Lock()
+	p := d.decayed(time.Now())
+	d.mu.Unlock()
+	return min(max(2*p, d.min), d.max)
+}
+
+// observe counts the latency of a call that returned (timed out or not).
+func (d *deadline) observe(took time.Duration) {
+	if d.fixed > 0 {
+		return
+	}
+	now := time.Now()
+	d.mu.Lock()
+	if p := d.decayed(now); took >= p {
+		d.peak, d.at = took, now
+	}
+	d.mu.Unlock()
 }

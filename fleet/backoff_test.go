@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -138,4 +139,52 @@ func TestFleetBurstDoesNotBackOff(t *testing.T) {
 		clk.Advance(time.Millisecond)
 	}
 	t.Logf("backed off after %d failed calls, %v", calls, time.Duration(calls)*time.Millisecond)
+}
+
+// hungStore is a store whose Get waits for its context's deadline, as a
+// hung Redis, and records the deadline each call was given.
+type hungStore struct {
+	*tlscache.MemoryStore
+	mu    sync.Mutex
+	given []time.Duration
+}
+
+func (h *hungStore) Get(ctx context.Context, k string) ([]byte, error) {
+	d, _ := ctx.Deadline()
+	h.mu.Lock()
+	h.given = append(h.given, time.Until(d))
+	h.mu.Unlock()
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// TestFleetAdaptiveDeadline: against a hung store the default deadline
+// doubles from DefaultTimeout up to DefaultMaxTimeout, and the back-off
+// starts after DefaultFailures calls: what a hung store costs a handshake
+// is bounded.
+func TestFleetAdaptiveDeadline(t *testing.T) {
+	store := &hungStore{MemoryStore: tlscache.NewMemoryStore(0, nil)}
+	tier, _ := fleet.New(store, &fleet.Options{Keys: []fleet.Key{fleet.GenerateKey()}})
+	cache := tlscache.New(tier.Hooks(&tlscache.Options{Mode: tlscache.Server | tlscache.NoInternal}))
+	if d := tier.Stats().Deadline; d != fleet.DefaultTimeout {
+		t.Fatalf("first deadline %v, want DefaultTimeout", d)
+	}
+	for range 2 * fleet.DefaultFailures {
+		cache.Lookup([]byte("s"), []byte("vhost"))
+	}
+	t.Logf("deadlines given: %v", store.given)
+	if len(store.given) != fleet.DefaultFailures {
+		t.Fatalf("%d calls made, want %d then the back-off", len(store.given), fleet.DefaultFailures)
+	}
+	for i, d := range store.given {
+		if d > fleet.DefaultMaxTimeout {
+			t.Fatalf("call %d given %v, over DefaultMaxTimeout", i, d)
+		}
+		if i > 0 && d <= store.given[i-1] && d < fleet.DefaultMaxTimeout*9/10 {
+			t.Fatalf("call %d given %v after %v: the deadline did not grow", i, d, store.given[i-1])
+		}
+	}
+	if st := tier.Stats(); !st.BackingOff || st.Deadline != fleet.DefaultMaxTimeout {
+		t.Fatalf("stats %+v: want backing off at DefaultMaxTimeout", st)
+	}
 }

@@ -14,10 +14,14 @@ import (
 
 // Defaults of Options.
 const (
-	// DefaultTimeout bounds each store call made from a TLS hook: well
-	// below a full handshake's cost, well above a loopback or same-zone
-	// Redis round trip.
+	// DefaultTimeout is the shortest deadline of a store call made from a
+	// TLS hook, when Options.Timeout is zero (the deadline adapts to the
+	// store's latency, up to Options.MaxTimeout): well above a loopback
+	// or same-zone Redis round trip.
 	DefaultTimeout = 20 * time.Millisecond
+	// DefaultMaxTimeout is the longest adaptive deadline: what a hung
+	// store adds, at most, to each of a handshake's two store calls.
+	DefaultMaxTimeout = 200 * time.Millisecond
 	// DefaultFailures is how many store calls must fail within
 	// DefaultWindow, and make at least half of its calls, before the store
 	// is skipped.
@@ -46,9 +50,14 @@ type Options struct {
 	// Keys seal and open the stored sessions: Keys[0] seals, any of them
 	// opens. Required.
 	Keys []Key
-	// Timeout bounds each store call made from a hook; zero means
-	// DefaultTimeout.
+	// Timeout, if set, is the deadline of each store call made from a
+	// hook. Zero means a deadline that adapts to the store's recent
+	// latency: twice its recent peak, between DefaultTimeout and
+	// MaxTimeout, so that a busy host's slow round trips still make it.
 	Timeout time.Duration
+	// MaxTimeout caps the adaptive deadline; zero means
+	// DefaultMaxTimeout.
+	MaxTimeout time.Duration
 	// Failures is how many failed store calls within Window, making at
 	// least half of its calls, start a back-off; zero means
 	// DefaultFailures. With a Sharded store (a Redis Cluster), failures
@@ -77,7 +86,7 @@ type Tier struct {
 	store   tlscache.Store
 	sharded Sharded // nil unless the store is one
 	keys    []Key
-	timeout time.Duration
+	dl      deadline
 	now     func() time.Time
 	brk     breakers
 
@@ -102,20 +111,21 @@ func New(store tlscache.Store, opts *Options) (*Tier, error) {
 	t := &Tier{
 		store:   store,
 		keys:    append([]Key(nil), opts.Keys...),
-		timeout: opts.Timeout,
+		dl:      deadline{fixed: opts.Timeout, min: DefaultTimeout, max: opts.MaxTimeout},
 		now:     opts.Now,
 		pending: make(map[string]struct{}),
 		ready:   make(chan struct{}),
 	}
 	t.sharded, _ = store.(Sharded)
-	if t.timeout <= 0 {
-		t.timeout = DefaultTimeout
+	if t.dl.max <= 0 {
+		t.dl.max = DefaultMaxTimeout
 	}
+	t.dl.max = max(t.dl.max, t.dl.min)
 	if t.now == nil {
 		t.now = time.Now
 	}
 	t.brk = breakers{failures: opts.Failures, window: opts.Window, backOff: opts.BackOff,
-		timeout: t.timeout, now: t.now, log: opts.Logger, shards: map[string]*breaker{}}
+		deadline: &t.dl, now: t.now, log: opts.Logger, shards: map[string]*breaker{}}
 	if t.brk.failures <= 0 {
 		t.brk.failures = DefaultFailures
 	}
@@ -275,9 +285,11 @@ func (t *Tier) do(ctx context.Context, key string, op func(context.Context) erro
 		return ErrSkipped
 	}
 	t.stats.calls.Add(1)
-	ctx, cancel := context.WithTimeout(ctx, t.timeout)
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, t.dl.get())
 	err := op(ctx)
 	cancel()
+	t.dl.observe(time.Since(start))
 	ok := err == nil || errors.Is(err, tlscache.ErrCacheMiss)
 	if t.brk.record(shard, ok) {
 		t.stats.backOffs.Add(1)
@@ -327,7 +339,7 @@ func (t *Tier) retryPending() {
 	}
 	t.mu.Unlock()
 	for _, k := range keys {
-		ctx, cancel := context.WithTimeout(context.Background(), t.timeout)
+		ctx, cancel := context.WithTimeout(context.Background(), t.dl.get())
 		err := t.store.Delete(ctx, k)
 		cancel()
 		if err != nil {
@@ -355,6 +367,8 @@ type Stats struct {
 	Dropped       int64 `json:"dropped"`       // failed removals not kept: too many pending
 	Pending       int   `json:"pending"`       // failed removals waiting for the store to come back
 	BackingOff    bool  `json:"backing_off"`   // the store, or a shard of it, is being skipped now
+	// Deadline is the deadline of the next store call (see Options.Timeout).
+	Deadline time.Duration `json:"deadline"`
 }
 
 // Stats returns a snapshot of the tier's counters.
@@ -368,5 +382,6 @@ func (t *Tier) Stats() Stats {
 		BackOffs: t.stats.backOffs.Load(), BadValues: t.stats.badValues.Load(),
 		Invalidations: t.stats.invalidations.Load(), Resyncs: t.stats.resyncs.Load(),
 		Retried: t.stats.retried.Load(), Dropped: t.stats.dropped.Load(), Pending: pending, BackingOff: backing,
+		Deadline: t.dl.get(),
 	}
 }
