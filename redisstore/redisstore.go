@@ -15,6 +15,25 @@
 // for the client's ReadTimeout (seconds). New refuses such a client when it
 // is a *redis.Client (standalone or Sentinel), *redis.ClusterClient or
 // *redis.Ring; it cannot look inside other implementations.
+//
+// Open makes a client for a standalone Redis, a Sentinel set (MasterName)
+// or a Redis Cluster (several Addrs) as a store needs it, and checks it
+// with Check, which refuses at startup what would otherwise fail on every
+// call: a single cluster node given as a standalone Redis, sentinels
+// without a master name, a replica, nothing that answers.
+//
+// # Failover
+//
+// On a Redis Cluster, a failed call has the slot map reloaded (go-redis
+// reloads it only after MOVED replies, or every minute), Shard names the
+// master of a key so that a fleet.Tier backs off from one dead master
+// alone, Delete and Take publish on the master they wrote to, and Watch
+// subscribes on one node at a time, moving to another when it fails
+// (cluster.go). Through a Sentinel failover client, Watch subscribes on the
+// master and its replicas, since go-redis leaves pub/sub connections on
+// the old master after a failover (sentinel.go). Run a cluster with
+// cluster-require-full-coverage no, or every node refuses every key while
+// one shard has no master.
 package redisstore
 
 import (
