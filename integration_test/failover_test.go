@@ -231,7 +231,7 @@ func revokedAfterFailover(t *testing.T, a, b *fleetMember, want func(key string)
 // clusterFailover kills a master of a fresh cluster under a stream of
 // handshakes (victim picks it from the cluster and the channel's slot),
 // and checks the promises.
-func clusterFailover(t *testing.T, victim func(cl *redistest.Cluster, channelSlot int) (master, replica *redistest.Server)) {
+func clusterFailover(t *testing.T, watchMoves bool, victim func(cl *redistest.Cluster, channelSlot int) (master, replica *redistest.Server)) {
 	cl := redistest.StartCluster(t)
 	cert := thePKI(t).leaf(t, "localhost")
 	o := newFleetOptions(t, "")
@@ -317,13 +317,17 @@ func clusterFailover(t *testing.T, victim func(cl *redistest.Cluster, channelSlo
 	}
 	revokedAfterFailover(t, a, b, onVictim, "session on the killed shard")
 	revokedAfterFailover(t, a, b, func(k string) bool { return !onVictim(k) }, "session on a surviving shard")
-	t.Logf("B's tier: %+v", b.tier.Stats())
+	st := b.tier.Stats()
+	t.Logf("B's tier: %+v", st)
+	if watchMoves && st.Resyncs < 2 {
+		t.Errorf("B's watch did not resubscribe (Resyncs %d) although its node was killed", st.Resyncs)
+	}
 }
 
 // TestClusterFailover: a master that does not hold the revocation
 // channel's slot is killed during a stream of handshakes.
 func TestClusterFailover(t *testing.T) {
-	clusterFailover(t, func(cl *redistest.Cluster, channelSlot int) (*redistest.Server, *redistest.Server) {
+	clusterFailover(t, false, func(cl *redistest.Cluster, channelSlot int) (*redistest.Server, *redistest.Server) {
 		channelMaster, _ := cl.MasterOf(channelSlot)
 		for slot := 0; slot < 16384; slot += 1000 {
 			if m, r := cl.MasterOf(slot); m != channelMaster {
@@ -336,9 +340,9 @@ func TestClusterFailover(t *testing.T) {
 }
 
 // TestClusterFailoverChannelMaster: the master that holds the revocation
-// channel's slot, where the watches subscribe first, is killed.
+// channel's slot, where the watches subscribe first, is killed: they move.
 func TestClusterFailoverChannelMaster(t *testing.T) {
-	clusterFailover(t, func(cl *redistest.Cluster, channelSlot int) (*redistest.Server, *redistest.Server) {
+	clusterFailover(t, true, func(cl *redistest.Cluster, channelSlot int) (*redistest.Server, *redistest.Server) {
 		return cl.MasterOf(channelSlot)
 	})
 }

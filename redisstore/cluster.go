@@ -29,9 +29,9 @@ import (
 //     would fail although the key is gone. Redis Cluster relays a PUBLISH to
 //     every node;
 //   - Watch subscribes on one node at a time, any node (masters and
-//     replicas hear every PUBLISH), and moves to another when its node fails
-//     or goes silent, instead of go-redis's choice, the master of the
-//     channel's slot, which it keeps dialling while that master is dead.
+//     replicas hear every PUBLISH): first the master of the channel's slot,
+//     as go-redis would, but when that node fails or goes silent, another,
+//     where go-redis would keep dialling the dead master until a reload.
 type cluster struct {
 	c *redis.ClusterClient
 
@@ -70,7 +70,9 @@ func (cl *cluster) shard(key string) string {
 	if now-cl.lastErr.Load() < int64(failing) {
 		cl.reload(now)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second) // a first slot map only
+	// With a slot map this does not wait; without one (a client that never
+	// reached the cluster) it tries to load one, briefly.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	node, err := cl.c.MasterForKey(ctx, key)
 	if err != nil {
@@ -90,9 +92,17 @@ func (cl *cluster) pipelinedOn(ctx context.Context, key string, fn func(redis.Pi
 	return err
 }
 
-// nodes returns a client for every node of the cluster, masters first,
-// each group in random order, from a slot map loaded now if possible.
-func (cl *cluster) nodes(ctx context.Context) []*redis.Client {
+// nodes returns a client for every node of the cluster, from a slot map
+// loaded now if possible: first the master of channel's slot (where
+// go-redis would subscribe), then the other masters, then the replicas,
+// each group in random order.
+func (cl *cluster) nodes(ctx context.Context, channel string) []*redis.Client {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	first := ""
+	if c, err := cl.c.MasterForKey(ctx, channel); err == nil {
+		first = c.Options().Addr
+	}
 	var mu sync.Mutex
 	var masters, replicas []*redis.Client
 	cl.c.ForEachShard(ctx, func(ctx context.Context, c *redis.Client) error {
@@ -110,6 +120,11 @@ func (cl *cluster) nodes(ctx context.Context) []*redis.Client {
 	shuffle := func(s []*redis.Client) { rand.Shuffle(len(s), func(i, j int) { s[i], s[j] = s[j], s[i] }) }
 	shuffle(masters)
 	shuffle(replicas)
+	for i, c := range masters {
+		if c.Options().Addr == first {
+			masters[0], masters[i] = masters[i], masters[0]
+		}
+	}
 	return append(masters, replicas...)
 }
 
@@ -125,7 +140,7 @@ func isMaster(ctx context.Context, c *redis.Client) bool {
 func (s *Store) watchCluster(ctx context.Context, deleted func(key string), lost func()) error {
 	pause := 10 * time.Millisecond
 	for {
-		nodes := s.cluster.nodes(ctx)
+		nodes := s.cluster.nodes(ctx, s.channel)
 		for _, n := range nodes {
 			if s.subscribe(ctx, n, deleted, lost, true) {
 				pause = 10 * time.Millisecond // it worked for a while
