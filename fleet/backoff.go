@@ -166,23 +166,30 @@ func (bs *breakers) backingOff() bool {
 
 // deadline is the deadline of each store call: fixed (Options.Timeout), or
 // adaptive: twice the peak latency of recent calls, the peak decaying by
-// half every deadlineHalfLife, between DefaultTimeout and MaxTimeout. A
-// call that times out counts as taking its whole deadline, so the next
+// half every deadlineHalfLife, between DefaultTimeout and MaxTimeout, and
+// MaxTimeout for the first deadlineWarmUp calls, before anything is known.
+// A call that times out counts as taking its whole deadline, so the next
 // deadline doubles: a busy host, whose scheduling stalls make round trips
 // take tens of milliseconds now and then, gets deadlines that fit them,
-// and a hung store reaches MaxTimeout in a few calls, by when the back-off
-// has started (DefaultFailures calls: 20, 40, 80, 160, 200 ms).
+// and a store that hangs reaches MaxTimeout in a few calls, by when the
+// back-off has started (DefaultFailures calls: 20, 40, 80, 160, 200 ms).
 type deadline struct {
 	fixed    time.Duration
 	min, max time.Duration
 
 	mu   sync.Mutex
+	n    int // calls observed, up to deadlineWarmUp
 	peak time.Duration
 	at   time.Time // of the peak
 }
 
-// deadlineHalfLife is how fast a latency peak is forgotten.
-const deadlineHalfLife = 2 * time.Second
+const (
+	// deadlineHalfLife is how fast a latency peak is forgotten: slowly,
+	// so that a host busy now and then keeps deadlines that fit it.
+	deadlineHalfLife = 10 * time.Second
+	// deadlineWarmUp is how many calls run under MaxTimeout first.
+	deadlineWarmUp = 16
+)
 
 func (d *deadline) decayed(now time.Time) time.Duration {
 	age := now.Sub(d.at)
@@ -202,8 +209,11 @@ func (d *deadline) get() time.Duration {
 		return d.fixed
 	}
 	d.mu.Lock()
-	p := d.decayed(time.Now())
+	p, warm := d.decayed(time.Now()), d.n >= deadlineWarmUp
 	d.mu.Unlock()
+	if !warm {
+		return d.max
+	}
 	return min(max(2*p, d.min), d.max)
 }
 
@@ -214,6 +224,7 @@ func (d *deadline) observe(took time.Duration) {
 	}
 	now := time.Now()
 	d.mu.Lock()
+	d.n = min(d.n+1, deadlineWarmUp)
 	if p := d.decayed(now); took >= p {
 		d.peak, d.at = took, now
 	}

@@ -141,10 +141,11 @@ func TestFleetBurstDoesNotBackOff(t *testing.T) {
 	t.Logf("backed off after %d failed calls, %v", calls, time.Duration(calls)*time.Millisecond)
 }
 
-// hungStore is a store whose Get waits for its context's deadline, as a
-// hung Redis, and records the deadline each call was given.
+// hungStore is a store whose Get, while hung, waits for its context's
+// deadline, as a hung Redis; it records the deadline each call was given.
 type hungStore struct {
 	*tlscache.MemoryStore
+	hung  atomic.Bool
 	mu    sync.Mutex
 	given []time.Duration
 }
@@ -154,25 +155,42 @@ func (h *hungStore) Get(ctx context.Context, k string) ([]byte, error) {
 	h.mu.Lock()
 	h.given = append(h.given, time.Until(d))
 	h.mu.Unlock()
+	if !h.hung.Load() {
+		return h.MemoryStore.Get(ctx, k)
+	}
 	<-ctx.Done()
 	return nil, ctx.Err()
 }
 
-// TestFleetAdaptiveDeadline: against a hung store the default deadline
-// doubles from DefaultTimeout up to DefaultMaxTimeout, and the back-off
-// starts after DefaultFailures calls: what a hung store costs a handshake
-// is bounded.
+// TestFleetAdaptiveDeadline: the default deadline is DefaultMaxTimeout
+// until calls have been seen, then fits a fast store (DefaultTimeout);
+// against a store that then hangs it doubles up to DefaultMaxTimeout, and
+// the back-off starts after DefaultFailures calls: what a hung store costs
+// a handshake is bounded.
 func TestFleetAdaptiveDeadline(t *testing.T) {
-	store := &hungStore{MemoryStore: tlscache.NewMemoryStore(0, nil)}
-	tier, _ := fleet.New(store, &fleet.Options{Keys: []fleet.Key{fleet.GenerateKey()}})
-	cache := tlscache.New(tier.Hooks(&tlscache.Options{Mode: tlscache.Server | tlscache.NoInternal}))
+	clk := newClock() // of the failure window; deadlines are real time
+	store := &hungStore{MemoryStore: tlscache.NewMemoryStore(0, clk.Now)}
+	tier, _ := fleet.New(store, &fleet.Options{Keys: []fleet.Key{fleet.GenerateKey()}, Now: clk.Now})
+	cache := tlscache.New(tier.Hooks(&tlscache.Options{Mode: tlscache.Server | tlscache.NoInternal, Now: clk.Now}))
+	lookup := func() { cache.Lookup([]byte("s"), []byte("vhost")) }
+	if d := tier.Stats().Deadline; d != fleet.DefaultMaxTimeout {
+		t.Fatalf("first deadline %v, want DefaultMaxTimeout", d)
+	}
+	for range 100 {
+		lookup()
+	}
 	if d := tier.Stats().Deadline; d != fleet.DefaultTimeout {
-		t.Fatalf("first deadline %v, want DefaultTimeout", d)
+		t.Fatalf("deadline %v after fast calls, want DefaultTimeout", d)
 	}
+	store.mu.Lock()
+	store.given = nil
+	store.mu.Unlock()
+	clk.Advance(fleet.DefaultWindow) // the fast calls leave the window
+	store.hung.Store(true)
 	for range 2 * fleet.DefaultFailures {
-		cache.Lookup([]byte("s"), []byte("vhost"))
+		lookup()
 	}
-	t.Logf("deadlines given: %v", store.given)
+	t.Logf("deadlines given once the store hung: %v", store.given)
 	if len(store.given) != fleet.DefaultFailures {
 		t.Fatalf("%d calls made, want %d then the back-off", len(store.given), fleet.DefaultFailures)
 	}

@@ -29,10 +29,11 @@
 //
 // The TLS hooks have no context, so every store call runs under a
 // deadline: by default one that adapts to the store's latency, twice the
-// peak of recent calls (forgotten by half every two seconds), between
+// peak of recent calls (forgotten by half every ten seconds), between
 // DefaultTimeout (20 ms) and Options.MaxTimeout (DefaultMaxTimeout, 200
-// ms); a call that times out counts as taking its whole deadline, so the
-// next one doubles. A busy host, whose scheduling stalls stretch round
+// ms), and MaxTimeout for the first calls, before any latency is known; a
+// call that times out counts as taking its whole deadline, so the next one
+// doubles. A busy host, whose scheduling stalls stretch round
 // trips now and then, thus keeps resuming; Options.Timeout fixes the
 // deadline instead. A call that fails or times out is a miss: the
 // handshake goes on as a full one, and the cache counts a StoreError.
@@ -47,8 +48,10 @@
 // resuming, and a key whose master changed (a replica promoted) is tried
 // at once. What a failing store adds to a handshake, which makes at most
 // two store calls: a refused connection, a round trip; a hung store, at
-// most two deadlines (2 x 200 ms), for the few handshakes before the
-// back-off starts and for one probe per back-off. Options.Logger gets a
+// most two deadlines (2 x 200 ms), for the handshakes before the back-off
+// starts (once failures are half the window's calls: at once for a store
+// that fails from the start, within a window for one that was busy) and
+// for one probe per back-off. Options.Logger gets a
 // line when a back-off starts and when it ends, never one per handshake.
 //
 // A removal that fails is kept and retried after the next call that

@@ -105,6 +105,28 @@ func buckets(pairs []pair, t0 time.Time, width time.Duration, keep func(pair) bo
 	return out
 }
 
+// backAfter returns, of the pairs whose key keep selects begun after t,
+// how long after t the first one resumed (-1: none did), and the
+// resumption of those begun 2 s after t or later.
+func backAfter(pairs []pair, t time.Time, keep func(key string) bool) (first time.Duration, late rate) {
+	first = -1
+	for _, q := range pairs {
+		if !keep(q.key) || q.err != nil || q.start.Before(t) {
+			continue
+		}
+		if q.resumed && first < 0 {
+			first = q.start.Sub(t)
+		}
+		if !q.start.Before(t.Add(2 * time.Second)) {
+			late.n++
+			if q.resumed {
+				late.resumed++
+			}
+		}
+	}
+	return first, late
+}
+
 func failures(pairs []pair) (n int, first error) {
 	for _, p := range pairs {
 		if p.err != nil {
@@ -198,6 +220,40 @@ func revoker(s *redisstore.Store, from func() time.Time, stop <-chan struct{}) (
 	return func() ([]string, int) { <-finished; return published, failed }
 }
 
+// finish stops the stream and the revoker, checks that no handshake
+// failed, and returns the pairs and the keys revoked after the fault.
+func finish(t *testing.T, a, b *fleetMember, stop chan struct{}, wait func() []pair, published func() ([]string, int)) ([]pair, []string, int) {
+	t.Helper()
+	close(stop)
+	pairs := wait()
+	keys, failedDeletes := published()
+	n, first := failures(pairs)
+	errs := append(a.handshakeErrors(), b.handshakeErrors()...)
+	t.Logf("%d handshake pairs, %d failed (%v), server-side errors %d", len(pairs), n, first, len(errs))
+	if n > 0 || len(errs) > 0 {
+		t.Errorf("handshakes failed: %d pairs (first: %v), server errors %v", n, first, errs)
+	}
+	return pairs, keys, failedDeletes
+}
+
+// delivered checks that every key published after the fault reaches the
+// counted watch within 2 s.
+func delivered(t *testing.T, counted *counter, keys []string, failedDeletes int, after string) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for counted.missing(keys) > 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond) // polling a watch over the network
+	}
+	m := counted.missing(keys)
+	t.Logf("revocations after %s: %d published, %d delivered to B's watch (%d deletes failed, not published)", after, len(keys), len(keys)-m, failedDeletes)
+	if m > 0 {
+		t.Errorf("%d revocations published after %s did not reach B's watch", m, after)
+	}
+	if len(keys) == 0 {
+		t.Errorf("no revocation published after %s", after)
+	}
+}
+
 // revokedAfterFailover checks that a session resumed on B (so B holds it)
 // and revoked on A is dropped by B within a second and refused there.
 func revokedAfterFailover(t *testing.T, a, b *fleetMember, want func(key string) bool, what string) {
@@ -264,16 +320,7 @@ func clusterFailover(t *testing.T, watchMoves bool, victim func(cl *redistest.Cl
 	promoted.Store(&p)
 	t.Logf("master %s killed %v after the start; replica %s promoted %v later", master.Addr, killed.Sub(t0).Round(time.Millisecond), replica.Addr, p.Sub(killed).Round(time.Millisecond))
 	time.Sleep(3 * time.Second)
-	close(stop)
-	pairs := wait()
-	keys, failedDeletes := published()
-
-	n, first := failures(pairs)
-	errs := append(a.handshakeErrors(), b.handshakeErrors()...)
-	t.Logf("%d handshake pairs, %d failed (%v), server-side errors %d", len(pairs), n, first, len(errs))
-	if n > 0 || len(errs) > 0 {
-		t.Errorf("handshakes failed: %d pairs (first: %v), server errors %v", n, first, errs)
-	}
+	pairs, keys, failedDeletes := finish(t, a, b, stop, wait, published)
 
 	const width = 500 * time.Millisecond
 	survivors := buckets(pairs, t0, width, func(p pair) bool { return !onVictim(p.key) })
@@ -288,33 +335,14 @@ func clusterFailover(t *testing.T, watchMoves bool, victim func(cl *redistest.Cl
 	// The killed shard's sessions resume again within 2 s of the
 	// promotion: every pair that began 2 s after it resumed (bar 1 in 10,
 	// as for the others), and the first one that did is logged.
-	var late rate
-	firstBack := time.Duration(-1)
-	for _, q := range pairs {
-		if !onVictim(q.key) || q.err != nil || q.start.Before(p) {
-			continue
-		}
-		if q.resumed && firstBack < 0 {
-			firstBack = q.start.Sub(p)
-		}
-		if q.start.After(p.Add(2 * time.Second)) {
-			late.n++
-			if q.resumed {
-				late.resumed++
-			}
-		}
-	}
+	firstBack, late := backAfter(pairs, p, onVictim)
 	t.Logf("killed shard: first session resumed %v after the promotion; from 2 s after it %v resumed", firstBack.Round(time.Millisecond), late)
 	if firstBack < 0 || firstBack > 2*time.Second || late.n == 0 || late.ratio() < 0.9 {
 		t.Errorf("the killed shard's sessions did not resume within 2 s of the promotion (first %v, later %v)", firstBack, late)
 	}
 
 	// Revocations published after the promotion all reach B's watch.
-	waitFor(t, "the watch to report the revocations", 2*time.Second, func() bool { return counted.missing(keys) == 0 })
-	t.Logf("revocations after the promotion: %d published, %d delivered to B's watch, %d deletes failed", len(keys), len(keys)-counted.missing(keys), failedDeletes)
-	if len(keys) == 0 {
-		t.Error("no revocation published after the promotion")
-	}
+	delivered(t, counted, keys, failedDeletes, "the promotion")
 	revokedAfterFailover(t, a, b, onVictim, "session on the killed shard")
 	revokedAfterFailover(t, a, b, func(k string) bool { return !onVictim(k) }, "session on a surviving shard")
 	st := b.tier.Stats()
@@ -347,9 +375,28 @@ func TestClusterFailoverChannelMaster(t *testing.T) {
 	})
 }
 
-// TestSentinelFailover: SENTINEL FAILOVER during a stream of handshakes,
-// and revocations published throughout.
+// TestSentinelFailover: SENTINEL FAILOVER, or the master killed, during a
+// stream of handshakes, and revocations published throughout.
 func TestSentinelFailover(t *testing.T) {
+	t.Run("SENTINEL FAILOVER", func(t *testing.T) {
+		sentinelFailover(t, func(st *redistest.Sentinel) time.Time { return st.Failover() })
+	})
+	t.Run("master killed", func(t *testing.T) {
+		sentinelFailover(t, func(st *redistest.Sentinel) time.Time {
+			old := st.MasterAddr()
+			st.Master.Stop()
+			waitFor(t, "the sentinels to name a new master", 30*time.Second, func() bool {
+				a := st.MasterAddr()
+				return a != "" && a != old
+			})
+			return time.Now()
+		})
+	})
+}
+
+// sentinelFailover runs fault (which returns when the sentinels name the
+// new master) on a fresh Sentinel set during a stream of handshakes.
+func sentinelFailover(t *testing.T, fault func(*redistest.Sentinel) time.Time) {
 	st := redistest.StartSentinel(t)
 	cert := thePKI(t).leaf(t, "localhost")
 	o := newFleetOptions(t, "")
@@ -372,52 +419,21 @@ func TestSentinelFailover(t *testing.T) {
 	t0 := time.Now()
 	time.Sleep(1500 * time.Millisecond)
 	old := st.MasterAddr()
-	sw := st.Failover()
+	sw := fault(st)
 	switched.Store(&sw)
 	t.Logf("failover from %s to %s, switched %v after the start", old, st.MasterAddr(), sw.Sub(t0).Round(time.Millisecond))
 	time.Sleep(3 * time.Second)
-	close(stop)
-	pairs := wait()
-	keys, failedDeletes := published()
-
-	n, first := failures(pairs)
-	errs := append(a.handshakeErrors(), b.handshakeErrors()...)
-	t.Logf("%d handshake pairs, %d failed (%v), server-side errors %d", len(pairs), n, first, len(errs))
-	if n > 0 || len(errs) > 0 {
-		t.Errorf("handshakes failed: %d pairs (first: %v), server errors %v", n, first, errs)
-	}
+	pairs, keys, failedDeletes := finish(t, a, b, stop, wait, published)
 	const width = 500 * time.Millisecond
 	all := buckets(pairs, t0, width, func(pair) bool { return true })
 	t.Logf("resumption per %v: %v", width, all)
-	var late rate
-	firstBack := time.Duration(-1)
-	for _, q := range pairs {
-		if q.err != nil || q.start.Before(sw) {
-			continue
-		}
-		if q.resumed && firstBack < 0 {
-			firstBack = q.start.Sub(sw)
-		}
-		if q.start.After(sw.Add(2 * time.Second)) {
-			late.n++
-			if q.resumed {
-				late.resumed++
-			}
-		}
-	}
+	firstBack, late := backAfter(pairs, sw, func(string) bool { return true })
 	t.Logf("first session resumed %v after the switch; from 2 s after it %v resumed", firstBack.Round(time.Millisecond), late)
 	if firstBack < 0 || firstBack > 2*time.Second || late.n == 0 || late.ratio() < 0.9 {
 		t.Errorf("resumption not back within 2 s of the switch (first %v, later %v)", firstBack, late)
 	}
 
-	deadline := time.Now().Add(2 * time.Second)
-	for counted.missing(keys) > 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	t.Logf("revocations after the switch: %d published, %d delivered to B's watch, %d deletes failed", len(keys), len(keys)-counted.missing(keys), failedDeletes)
-	if m := counted.missing(keys); m > 0 {
-		t.Errorf("%d revocations published after the switch did not reach B's watch", m)
-	}
+	delivered(t, counted, keys, failedDeletes, "the switch")
 	revokedAfterFailover(t, a, b, func(string) bool { return true }, "after the failover")
 	t.Logf("B's tier: %+v", b.tier.Stats())
 }

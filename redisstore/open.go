@@ -38,9 +38,10 @@ const checkTimeout = 2 * time.Second
 // Store, once Check has accepted it: like redis.NewUniversalClient (a
 // MasterName means Sentinel, two or more Addrs or IsClusterMode a
 // cluster, else a standalone Redis), with ContextTimeoutEnabled, a dial
-// made once rather than retried (a dead node is then given up at once
-// instead of after half a second), and on a cluster the slot map reloaded
-// every second. Fields set in opts are kept. The caller closes the client.
+// made once rather than retried and failed commands retried with no pause
+// (so that a dead node fails a call at once, instead of after go-redis's
+// pauses, which would use up the call's deadline), and on a cluster the
+// slot map reloaded every second. Fields set in opts are kept. The caller closes the client.
 func Open(ctx context.Context, opts *redis.UniversalOptions) (redis.UniversalClient, error) {
 	o := *opts
 	o.ContextTimeoutEnabled = true
@@ -49,6 +50,12 @@ func Open(ctx context.Context, opts *redis.UniversalOptions) (redis.UniversalCli
 	}
 	if o.DialTimeout == 0 {
 		o.DialTimeout = time.Second
+	}
+	if o.MinRetryBackoff == 0 {
+		// Retry at once: a retry on a fresh connection after a stale
+		// one still works, and a dead node fails fast instead of
+		// sleeping through the call's deadline.
+		o.MinRetryBackoff = -1
 	}
 	var c redis.UniversalClient
 	switch {

@@ -28,11 +28,7 @@ type Cluster struct {
 // create, and waits until every node reports cluster_state:ok.
 func StartCluster(t testing.TB) *Cluster {
 	t.Helper()
-	for _, bin := range []string{"redis-server", "redis-cli"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			unavailable(t, bin+" is not installed (Debian: redis-server, redis-tools)")
-		}
-	}
+	need(t, "redis-server", "redis-cli")
 	cl := &Cluster{t: t}
 	var addrs []string
 	for range 6 {
@@ -68,10 +64,12 @@ func StartCluster(t testing.TB) *Cluster {
 }
 
 // Addrs returns the addresses of the nodes.
-func (cl *Cluster) Addrs() []string {
+func (cl *Cluster) Addrs() []string { return addrs(cl.Nodes) }
+
+func addrs(servers []*Server) []string {
 	var a []string
-	for _, n := range cl.Nodes {
-		a = append(a, n.Addr)
+	for _, s := range servers {
+		a = append(a, s.Addr)
 	}
 	return a
 }
@@ -101,9 +99,9 @@ func (cl *Cluster) WaitOK(timeout time.Duration) {
 	}
 }
 
-// MasterOf returns the node that serves slot now, as a running node sees
-// it, and the node replicating it.
-func (cl *Cluster) MasterOf(slot int) (master, replica *Server) {
+// slots returns CLUSTER SLOTS as the first running node that answers
+// gives it.
+func (cl *Cluster) slots() []redis.ClusterSlot {
 	cl.t.Helper()
 	for _, n := range cl.Nodes {
 		if n.cmd == nil {
@@ -112,46 +110,41 @@ func (cl *Cluster) MasterOf(slot int) (master, replica *Server) {
 		c := redis.NewClient(&redis.Options{Addr: n.Addr, MaxRetries: -1})
 		slots, err := c.ClusterSlots(context.Background()).Result()
 		c.Close()
-		if err != nil {
-			continue
-		}
-		for _, r := range slots {
-			if slot >= int(r.Start) && slot <= int(r.End) {
-				master = cl.node(r.Nodes[0].Addr)
-				if len(r.Nodes) > 1 {
-					replica = cl.node(r.Nodes[1].Addr)
-				}
-				return master, replica
-			}
+		if err == nil {
+			return slots
 		}
 	}
-	cl.t.Fatalf("no running cluster node knows who serves slot %d", slot)
+	cl.t.Fatal("no running cluster node answers CLUSTER SLOTS")
+	return nil
+}
+
+// MasterOf returns the node that serves slot now, as a running node sees
+// it, and the node replicating it.
+func (cl *Cluster) MasterOf(slot int) (master, replica *Server) {
+	cl.t.Helper()
+	for _, r := range cl.slots() {
+		if slot >= int(r.Start) && slot <= int(r.End) {
+			master = cl.node(r.Nodes[0].Addr)
+			if len(r.Nodes) > 1 {
+				replica = cl.node(r.Nodes[1].Addr)
+			}
+			return master, replica
+		}
+	}
+	cl.t.Fatalf("no node serves slot %d", slot)
 	return nil, nil
 }
 
 // SlotMap returns the master of each slot, as a running node sees it now.
 func (cl *Cluster) SlotMap() []*Server {
 	cl.t.Helper()
-	for _, n := range cl.Nodes {
-		if n.cmd == nil {
-			continue
+	m := make([]*Server, 16384)
+	for _, r := range cl.slots() {
+		for slot := r.Start; slot <= r.End; slot++ {
+			m[slot] = cl.node(r.Nodes[0].Addr)
 		}
-		c := redis.NewClient(&redis.Options{Addr: n.Addr, MaxRetries: -1})
-		slots, err := c.ClusterSlots(context.Background()).Result()
-		c.Close()
-		if err != nil {
-			continue
-		}
-		m := make([]*Server, 16384)
-		for _, r := range slots {
-			for slot := r.Start; slot <= r.End; slot++ {
-				m[slot] = cl.node(r.Nodes[0].Addr)
-			}
-		}
-		return m
 	}
-	cl.t.Fatal("no running cluster node answers CLUSTER SLOTS")
-	return nil
+	return m
 }
 
 func (cl *Cluster) node(addr string) *Server {
@@ -215,11 +208,7 @@ type Sentinel struct {
 // replica and the other sentinels, so that a failover can run.
 func StartSentinel(t testing.TB) *Sentinel {
 	t.Helper()
-	for _, bin := range []string{"redis-server", "redis-sentinel"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			unavailable(t, bin+" is not installed (Debian: redis-server, redis-sentinel)")
-		}
-	}
+	need(t, "redis-server", "redis-sentinel")
 	st := &Sentinel{MasterName: "tlscache", t: t}
 	st.Master = start(t, freeAddr(t, false), nil)
 	st.Replica = start(t, freeAddr(t, false), func(*Server) []string {
@@ -267,13 +256,7 @@ func StartSentinel(t testing.TB) *Sentinel {
 }
 
 // Addrs returns the sentinels' addresses.
-func (st *Sentinel) Addrs() []string {
-	var a []string
-	for _, s := range st.Sentinels {
-		a = append(a, s.Addr)
-	}
-	return a
-}
+func (st *Sentinel) Addrs() []string { return addrs(st.Sentinels) }
 
 // MasterAddr returns the master's address as the first sentinel that
 // answers gives it.
@@ -305,6 +288,16 @@ func (st *Sentinel) Failover() (switched time.Time) {
 		return err == nil && net.JoinHostPort(a[0], a[1]) != old
 	})
 	return time.Now()
+}
+
+// need fails or skips t (see unavailable) unless every binary is installed.
+func need(t testing.TB, binaries ...string) {
+	t.Helper()
+	for _, bin := range binaries {
+		if _, err := exec.LookPath(bin); err != nil {
+			unavailable(t, bin+" is not installed (Debian packages: redis-server, redis-tools, redis-sentinel)")
+		}
+	}
 }
 
 // waitFor polls cond for up to 30 seconds.
