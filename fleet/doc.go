@@ -40,8 +40,9 @@
 //
 // When, within Options.Window (a second), at least Options.Failures (5)
 // calls failed and they make at least half of its calls, the store is
-// skipped for Options.BackOff (a second), after which one call probes it,
-// and a store that answers again is used again, with no restart. A burst
+// skipped for Options.BackOff (half a second), after which one call
+// probes it, and a store that answers again is used again, with no
+// restart. A burst
 // of timeouts among calls that succeed does not stop resumption. A
 // Sharded store (a Redis Cluster: redisstore.Store.Shard names the master
 // of a key) backs off per shard: the other masters' sessions keep

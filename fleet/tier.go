@@ -29,8 +29,11 @@ const (
 	// DefaultWindow is the span over which failures are counted.
 	DefaultWindow = time.Second
 	// DefaultBackOff is how long the store is skipped after that, before
-	// one call probes it again.
-	DefaultBackOff = time.Second
+	// one call probes it again: short, since a store that comes back (a
+	// Sentinel failover, a restart) may refuse a probe or two while its
+	// client reconnects (go-redis redials a pool whose dials failed once
+	// a second).
+	DefaultBackOff = 500 * time.Millisecond
 	// maxPending bounds the removals kept to retry after an outage.
 	maxPending = 4096
 )
