@@ -27,19 +27,39 @@
 //
 // # Failure
 //
-// The TLS hooks have no context, so every store call runs under
-// Options.Timeout (DefaultTimeout, 20 ms). A call that fails or times out
-// is a miss: the handshake goes on as a full one, and the cache counts a
-// StoreError. A handshake makes at most two store calls (its lookup and
-// its new session), so a hung store adds at most two Timeouts to it; after
-// Options.Failures failures in a row the store is skipped for
-// Options.BackOff, after which one call probes it, and a store that
-// answers again is used again, with no restart. A removal that fails is
-// kept and retried after the next call that succeeds, and when Watch sees
-// the store come back; the internal tier is flushed then, since other
-// servers' revocations may have been missed. A lookup whose store read
-// raced with a revocation does not bring the session back (see
-// tlscache.Cache.Invalidate).
+// The TLS hooks have no context, so every store call runs under a
+// deadline: by default one that adapts to the store's latency, twice the
+// peak of recent calls (forgotten by half every ten seconds), between
+// DefaultTimeout (20 ms) and Options.MaxTimeout (DefaultMaxTimeout, 200
+// ms), and MaxTimeout for the first calls, before any latency is known; a
+// call that times out counts as taking its whole deadline, so the next one
+// doubles. A busy host, whose scheduling stalls stretch round
+// trips now and then, thus keeps resuming; Options.Timeout fixes the
+// deadline instead. A call that fails or times out is a miss: the
+// handshake goes on as a full one, and the cache counts a StoreError.
+//
+// When, within Options.Window (a second), at least Options.Failures (5)
+// calls failed and they make at least half of its calls, the store is
+// skipped for Options.BackOff (half a second), after which one call
+// probes it, and a store that answers again is used again, with no
+// restart. A burst
+// of timeouts among calls that succeed does not stop resumption. A
+// Sharded store (a Redis Cluster: redisstore.Store.Shard names the master
+// of a key) backs off per shard: the other masters' sessions keep
+// resuming, and a key whose master changed (a replica promoted) is tried
+// at once. What a failing store adds to a handshake, which makes at most
+// two store calls: a refused connection, a round trip; a hung store, at
+// most two deadlines (2 x 200 ms), for the handshakes before the back-off
+// starts (once failures are half the window's calls: at once for a store
+// that fails from the start, within a window for one that was busy) and
+// for one probe per back-off. Options.Logger gets a
+// line when a back-off starts and when it ends, never one per handshake.
+//
+// A removal that fails is kept and retried after the next call that
+// succeeds, and when Watch sees the store come back; the internal tier is
+// flushed then, since other servers' revocations may have been missed. A
+// lookup whose store read raced with a revocation does not bring the
+// session back (see tlscache.Cache.Invalidate).
 //
 // # Security
 //

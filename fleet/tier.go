@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,16 +14,26 @@ import (
 
 // Defaults of Options.
 const (
-	// DefaultTimeout bounds each store call made from a TLS hook: well
-	// below a full handshake's cost, well above a loopback or same-zone
-	// Redis round trip.
+	// DefaultTimeout is the shortest deadline of a store call made from a
+	// TLS hook, when Options.Timeout is zero (the deadline adapts to the
+	// store's latency, up to Options.MaxTimeout): well above a loopback
+	// or same-zone Redis round trip.
 	DefaultTimeout = 20 * time.Millisecond
-	// DefaultFailures is how many store calls in a row must fail before
-	// the store is skipped.
-	DefaultFailures = 3
+	// DefaultMaxTimeout is the longest adaptive deadline: what a hung
+	// store adds, at most, to each of a handshake's two store calls.
+	DefaultMaxTimeout = 200 * time.Millisecond
+	// DefaultFailures is how many store calls must fail within
+	// DefaultWindow, and make at least half of its calls, before the store
+	// is skipped.
+	DefaultFailures = 5
+	// DefaultWindow is the span over which failures are counted.
+	DefaultWindow = time.Second
 	// DefaultBackOff is how long the store is skipped after that, before
-	// one call probes it again.
-	DefaultBackOff = time.Second
+	// one call probes it again: short, since a store that comes back (a
+	// Sentinel failover, a restart) may refuse a probe or two while its
+	// client reconnects (go-redis redials a pool whose dials failed once
+	// a second).
+	DefaultBackOff = 500 * time.Millisecond
 	// maxPending bounds the removals kept to retry after an outage.
 	maxPending = 4096
 )
@@ -43,18 +54,32 @@ type Options struct {
 	// opens. Required; New refuses a weak key (the zero Key) and a key given
 	// twice.
 	Keys []Key
-	// Timeout bounds each store call made from a hook; zero means
-	// DefaultTimeout.
+	// Timeout, if set, is the deadline of each store call made from a
+	// hook. Zero means a deadline that adapts to the store's recent
+	// latency: twice its recent peak, between DefaultTimeout and
+	// MaxTimeout, so that a busy host's slow round trips still make it.
 	Timeout time.Duration
-	// Failures is how many consecutive failed store calls start a back-off;
-	// zero means DefaultFailures.
+	// MaxTimeout caps the adaptive deadline; zero means
+	// DefaultMaxTimeout.
+	MaxTimeout time.Duration
+	// Failures is how many failed store calls within Window, making at
+	// least half of its calls, start a back-off; zero means
+	// DefaultFailures. With a Sharded store (a Redis Cluster), failures
+	// and back-off are per shard.
 	Failures int
+	// Window is the span over which failures are counted; zero means
+	// DefaultWindow.
+	Window time.Duration
 	// BackOff is how long the store is then skipped before one call probes
 	// it again; zero means DefaultBackOff.
 	BackOff time.Duration
 	// Now is the clock of the back-off and of the stored values' TTLs; nil
 	// means time.Now. Give it the cache's clock.
 	Now func() time.Time
+	// Logger, if set, gets a line when the store (or a shard) starts
+	// failing and the back-off starts, and when it answers again and the
+	// back-off ends: once per change, never per handshake.
+	Logger *slog.Logger
 }
 
 // A Tier is a tlscache.Store seen as the external tier of a Cache: its
@@ -62,19 +87,17 @@ type Options struct {
 // removals; Watch drops from the internal tier what other servers removed.
 // Create one with New.
 type Tier struct {
-	store    tlscache.Store
-	keys     []Key
-	timeout  time.Duration
-	failures int
-	backOff  time.Duration
-	now      func() time.Time
+	store   tlscache.Store
+	sharded Sharded // nil unless the store is one
+	keys    []Key
+	dl      deadline
+	now     func() time.Time
+	brk     breakers
 
 	ready     chan struct{} // closed when a Watch first works
 	readyOnce sync.Once
 
 	mu       sync.Mutex
-	failed   int       // consecutive failures
-	until    time.Time // skip the store until then
 	pending  map[string]struct{}
 	retrying bool // a retryPending runs
 
@@ -93,26 +116,31 @@ func New(store tlscache.Store, opts *Options) (*Tier, error) {
 		return nil, err
 	}
 	t := &Tier{
-		store:    store,
-		keys:     append([]Key(nil), opts.Keys...),
-		timeout:  opts.Timeout,
-		failures: opts.Failures,
-		backOff:  opts.BackOff,
-		now:      opts.Now,
-		pending:  make(map[string]struct{}),
-		ready:    make(chan struct{}),
+		store:   store,
+		keys:    append([]Key(nil), opts.Keys...),
+		dl:      deadline{fixed: opts.Timeout, min: DefaultTimeout, max: opts.MaxTimeout},
+		now:     opts.Now,
+		pending: make(map[string]struct{}),
+		ready:   make(chan struct{}),
 	}
-	if t.timeout <= 0 {
-		t.timeout = DefaultTimeout
+	t.sharded, _ = store.(Sharded)
+	if t.dl.max <= 0 {
+		t.dl.max = DefaultMaxTimeout
 	}
-	if t.failures <= 0 {
-		t.failures = DefaultFailures
-	}
-	if t.backOff <= 0 {
-		t.backOff = DefaultBackOff
-	}
+	t.dl.max = max(t.dl.max, t.dl.min)
 	if t.now == nil {
 		t.now = time.Now
+	}
+	t.brk = breakers{failures: opts.Failures, window: opts.Window, backOff: opts.BackOff,
+		deadline: &t.dl, now: t.now, log: opts.Logger, shards: map[string]*breaker{}}
+	if t.brk.failures <= 0 {
+		t.brk.failures = DefaultFailures
+	}
+	if t.brk.window <= 0 {
+		t.brk.window = DefaultWindow
+	}
+	if t.brk.backOff <= 0 {
+		t.brk.backOff = DefaultBackOff
 	}
 	return t, nil
 }
@@ -147,8 +175,9 @@ func (t *Tier) Put(ctx context.Context, s *tlscache.Session) error {
 	if err != nil {
 		return err
 	}
-	return t.do(ctx, func(ctx context.Context) error {
-		return t.store.Put(ctx, storeKey(s.ID), blob, ttl)
+	key := storeKey(s.ID)
+	return t.do(ctx, key, func(ctx context.Context) error {
+		return t.store.Put(ctx, key, blob, ttl)
 	})
 }
 
@@ -158,7 +187,7 @@ func (t *Tier) Put(ctx context.Context, s *tlscache.Session) error {
 func (t *Tier) GetHook(id []byte, take bool) (*tlscache.Session, error) {
 	key := storeKey(id)
 	var blob []byte
-	err := t.do(context.Background(), func(ctx context.Context) (err error) {
+	err := t.do(context.Background(), key, func(ctx context.Context) (err error) {
 		if take {
 			blob, err = t.store.Take(ctx, key)
 		} else {
@@ -189,7 +218,7 @@ func (t *Tier) RemoveHook(s *tlscache.Session, why tlscache.Reason) error {
 	key := storeKey(s.ID)
 	switch why {
 	case tlscache.Removed:
-		err := t.do(context.Background(), func(ctx context.Context) error {
+		err := t.do(context.Background(), key, func(ctx context.Context) error {
 			return t.store.Delete(ctx, key)
 		})
 		if err != nil {
@@ -197,7 +226,7 @@ func (t *Tier) RemoveHook(s *tlscache.Session, why tlscache.Reason) error {
 		}
 		return err
 	case tlscache.Taken:
-		err := t.do(context.Background(), func(ctx context.Context) error {
+		err := t.do(context.Background(), key, func(ctx context.Context) error {
 			_, err := t.store.Take(ctx, key)
 			return err
 		})
@@ -250,55 +279,34 @@ func (t *Tier) Watch(ctx context.Context, cache Target) error {
 // revoked session waits for it before accepting connections.
 func (t *Tier) Ready() <-chan struct{} { return t.ready }
 
-// do runs op under the deadline, unless the store is backing off, and
-// keeps the failure count. A miss is a success.
-func (t *Tier) do(ctx context.Context, op func(context.Context) error) error {
-	if !t.allow() {
+// do runs op on the store key under the deadline, unless the store (or
+// the key's shard) is backing off, and counts the outcome. A miss is a
+// success.
+func (t *Tier) do(ctx context.Context, key string, op func(context.Context) error) error {
+	shard := ""
+	if t.sharded != nil {
+		shard = t.sharded.Shard(key)
+	}
+	if !t.brk.allow(shard) {
 		t.stats.skipped.Add(1)
 		return ErrSkipped
 	}
 	t.stats.calls.Add(1)
-	ctx, cancel := context.WithTimeout(ctx, t.timeout)
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, t.dl.get())
 	err := op(ctx)
 	cancel()
+	t.dl.observe(time.Since(start))
 	ok := err == nil || errors.Is(err, tlscache.ErrCacheMiss)
-	t.record(ok)
+	if t.brk.record(shard, ok) {
+		t.stats.backOffs.Add(1)
+	}
 	if !ok {
 		t.stats.errors.Add(1)
 	} else {
 		t.startRetry()
 	}
 	return err
-}
-
-// allow reports whether a store call may go ahead. After a back-off ends,
-// one call probes the store and the others keep skipping until it answers.
-func (t *Tier) allow() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.failed < t.failures {
-		return true
-	}
-	now := t.now()
-	if now.Before(t.until) {
-		return false
-	}
-	t.until = now.Add(t.timeout) // the probe's own deadline
-	return true
-}
-
-func (t *Tier) record(ok bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if ok {
-		t.failed = 0
-		return
-	}
-	t.failed++
-	if t.failed >= t.failures {
-		t.until = t.now().Add(t.backOff)
-		t.stats.backOffs.Add(1)
-	}
 }
 
 func (t *Tier) addPending(key string) {
@@ -338,7 +346,7 @@ func (t *Tier) retryPending() {
 	}
 	t.mu.Unlock()
 	for _, k := range keys {
-		ctx, cancel := context.WithTimeout(context.Background(), t.timeout)
+		ctx, cancel := context.WithTimeout(context.Background(), t.dl.get())
 		err := t.store.Delete(ctx, k)
 		cancel()
 		if err != nil {
@@ -365,18 +373,22 @@ type Stats struct {
 	Retried       int64 `json:"retried"`       // failed removals later done
 	Dropped       int64 `json:"dropped"`       // failed removals not kept: too many pending
 	Pending       int   `json:"pending"`       // failed removals waiting for the store to come back
-	BackingOff    bool  `json:"backing_off"`   // the store is being skipped now
+	BackingOff    bool  `json:"backing_off"`   // the store, or a shard of it, is being skipped now
+	// Deadline is the deadline of the next store call (see Options.Timeout).
+	Deadline time.Duration `json:"deadline"`
 }
 
 // Stats returns a snapshot of the tier's counters.
 func (t *Tier) Stats() Stats {
 	t.mu.Lock()
-	pending, backing := len(t.pending), t.failed >= t.failures && t.now().Before(t.until)
+	pending := len(t.pending)
 	t.mu.Unlock()
+	backing := t.brk.backingOff()
 	return Stats{
 		Calls: t.stats.calls.Load(), Errors: t.stats.errors.Load(), Skipped: t.stats.skipped.Load(),
 		BackOffs: t.stats.backOffs.Load(), BadValues: t.stats.badValues.Load(),
 		Invalidations: t.stats.invalidations.Load(), Resyncs: t.stats.resyncs.Load(),
 		Retried: t.stats.retried.Load(), Dropped: t.stats.dropped.Load(), Pending: pending, BackingOff: backing,
+		Deadline: t.dl.get(),
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/tlscache/tlscache/fleet"
@@ -136,4 +137,65 @@ func (s *exampleServer) sClientRotate(t *testing.T, in, out string) string {
 		t.Fatalf("no New/Reused line in s_client's output:\n%s", text)
 	}
 	return m[1]
+}
+
+// TestExampleFleetTopologies: the example server refuses, with an error
+// that says what to give instead, a cluster node given as a standalone
+// Redis, sentinels without a master name, and an unreachable Redis; it
+// starts on a cluster (several -redis addresses) and on a Sentinel set
+// (-redis-master, or $TLSCACHE_REDIS_MASTER), and its servers resume each
+// other's sessions there.
+func TestExampleFleetTopologies(t *testing.T) {
+	cl := redistest.StartCluster(t)
+	st := redistest.StartSentinel(t)
+	key := fleet.GenerateKey().Secret()
+	env := []string{"TLSCACHE_SEAL_KEYS=" + key, "TLSCACHE_REDIS_MASTER="}
+	for _, tc := range []struct {
+		name string
+		env  []string
+		args []string
+		want string
+	}{
+		{"cluster node as standalone", nil, []string{"-redis", cl.Addrs()[0]}, `is a node of a Redis Cluster.*give two or more cluster nodes: -redis host:port,host:port`},
+		{"sentinels without a master name", nil, []string{"-redis", strings.Join(st.Addrs(), ",")}, `is a Sentinel.*-redis-master NAME or \$TLSCACHE_REDIS_MASTER`},
+		{"one sentinel without a master name", nil, []string{"-redis", st.Addrs()[0]}, `is a Sentinel.*-redis-master NAME`},
+		{"unreachable", nil, []string{"-redis", "127.0.0.1:1"}, `Redis does not answer at 127.0.0.1:1`},
+		{"unknown master", []string{"TLSCACHE_REDIS_MASTER=nosuch"}, []string{"-redis", strings.Join(st.Addrs(), ",")}, `no sentinel knows a master by that name`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := launchExample(t, append(append([]string(nil), env...), tc.env...), append([]string{"-addr", "127.0.0.1:0", "-admin", ""}, tc.args...)...)
+			s.waitExit(t)
+			if s.err == nil || !regexp.MustCompile(tc.want).MatchString(s.logs.String()) {
+				t.Fatalf("exit %v, want an error matching %q; log:\n%s", s.err, tc.want, s.logs)
+			}
+			t.Logf("%s", strings.TrimSpace(s.logs.String()))
+		})
+	}
+	p := thePKI(t)
+	certFile, keyFile := p.files(t, p.leaf(t, "localhost", "127.0.0.1"))
+	for _, tc := range []struct {
+		name string
+		env  []string
+		args []string
+	}{
+		{"cluster", nil, []string{"-redis", strings.Join(cl.Addrs(), ",")}},
+		{"sentinel flag", nil, []string{"-redis", strings.Join(st.Addrs(), ","), "-redis-master", st.MasterName}},
+		{"sentinel environment", []string{"TLSCACHE_REDIS_MASTER=" + st.MasterName}, []string{"-redis", strings.Join(st.Addrs(), ",")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"-redis-prefix", redistest.Prefix(t), "-cert", certFile, "-key", keyFile}, tc.args...)
+			e := append(append([]string(nil), env...), tc.env...)
+			a, b := startExampleEnv(t, e, args...), startExampleEnv(t, e, args...)
+			sess := filepath.Join(t.TempDir(), "sess.pem")
+			if got, _ := a.sClientHTTP(t, "-tls1_3", "-sess_out", sess, "GET / HTTP/1.0\r\n\r\n"); got != "New" {
+				t.Fatalf("first connection to A: %s", got)
+			}
+			if got, _ := b.sClientHTTP(t, "-tls1_3", "-sess_in", sess, "GET / HTTP/1.0\r\n\r\n"); got != "Reused" {
+				t.Fatalf("A's session on B: %s, want Reused\nA:\n%s\nB:\n%s", got, a.logs, b.logs)
+			}
+			if !regexp.MustCompile(`msg=fleet .*topology=`).MatchString(a.logs.String()) {
+				t.Fatalf("A does not log its topology:\n%s", a.logs)
+			}
+		})
+	}
 }

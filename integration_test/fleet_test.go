@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/hex"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/tlscache/tlscache/adapter"
 	"github.com/tlscache/tlscache/fleet"
 	"github.com/tlscache/tlscache/internal/redistest"
@@ -26,9 +28,11 @@ type fleetMember struct {
 // fleetOptions configure startMember.
 type fleetOptions struct {
 	addr, prefix string
+	redis        *redis.UniversalOptions // if set, instead of addr: the client redisstore.Open makes
 	keys         []fleet.Key
-	timeout      time.Duration // per store call; zero: one second, so a busy CI machine resumes reliably
+	timeout      time.Duration // per store call; zero: one second, so a busy CI machine resumes reliably; negative: fleet.DefaultTimeout
 	mode         tlscache.Mode // zero: Server (two tiers)
+	log          *slog.Logger  // the tier's
 	opts         *adapter.ServerOptions
 }
 
@@ -42,14 +46,28 @@ func newFleetOptions(t *testing.T, addr string) fleetOptions {
 // its own Redis client and its Watch running.
 func startMember(t *testing.T, cfg *tls.Config, o fleetOptions) *fleetMember {
 	t.Helper()
-	store, err := redisstore.New(redistest.Client(t, o.addr), &redisstore.Options{Prefix: o.prefix})
+	var client redis.UniversalClient
+	if o.redis != nil {
+		c, err := redisstore.Open(context.Background(), o.redis)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		client = c
+	} else {
+		client = redistest.Client(t, o.addr)
+	}
+	store, err := redisstore.New(client, &redisstore.Options{Prefix: o.prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if o.timeout == 0 {
 		o.timeout = time.Second
 	}
-	tier, err := fleet.New(store, &fleet.Options{Keys: o.keys, Timeout: o.timeout})
+	if o.timeout < 0 { // the default
+		o.timeout = 0
+	}
+	tier, err := fleet.New(store, &fleet.Options{Keys: o.keys, Timeout: o.timeout, Logger: o.log})
 	if err != nil {
 		t.Fatal(err)
 	}

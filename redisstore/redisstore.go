@@ -15,6 +15,25 @@
 // for the client's ReadTimeout (seconds). New refuses such a client when it
 // is a *redis.Client (standalone or Sentinel), *redis.ClusterClient or
 // *redis.Ring; it cannot look inside other implementations.
+//
+// Open makes a client for a standalone Redis, a Sentinel set (MasterName)
+// or a Redis Cluster (several Addrs) as a store needs it, and checks it
+// with Check, which refuses at startup what would otherwise fail on every
+// call: a single cluster node given as a standalone Redis, sentinels
+// without a master name, a replica, nothing that answers.
+//
+// # Failover
+//
+// On a Redis Cluster, a failed call has the slot map reloaded (go-redis
+// reloads it only after MOVED replies, or every minute), Shard names the
+// master of a key so that a fleet.Tier backs off from one dead master
+// alone, Delete and Take publish on the master they wrote to, and Watch
+// subscribes on one node at a time, moving to another when it fails
+// (cluster.go). Through a Sentinel failover client, Watch subscribes on the
+// master and its replicas, since go-redis leaves pub/sub connections on
+// the old master after a failover (sentinel.go). Run a cluster with
+// cluster-require-full-coverage no, or every node refuses every key while
+// one shard has no master.
 package redisstore
 
 import (
@@ -43,6 +62,7 @@ type Options struct {
 // Store is a tlscache.Store and tlscache.Watcher on Redis.
 type Store struct {
 	c       redis.UniversalClient
+	cluster *cluster // nil unless c is a *redis.ClusterClient
 	prefix  string
 	channel string
 }
@@ -73,6 +93,9 @@ func New(c redis.UniversalClient, opts *Options) (*Store, error) {
 		}
 	}
 	s := &Store{c: c, prefix: DefaultPrefix}
+	if cc, ok := c.(*redis.ClusterClient); ok {
+		s.cluster = &cluster{c: cc}
+	}
 	if opts != nil && opts.Prefix != "" {
 		s.prefix = opts.Prefix
 	}
@@ -86,7 +109,7 @@ func New(c redis.UniversalClient, opts *Options) (*Store, error) {
 // Get implements tlscache.Store.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	b, err := s.c.Get(ctx, s.prefix+key).Bytes()
-	return b, miss(err)
+	return b, s.miss(err)
 }
 
 // Put implements tlscache.Store with SET PX.
@@ -97,19 +120,38 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, ttl time.Durat
 	if ttl < time.Millisecond {
 		ttl = time.Millisecond
 	}
-	return s.c.Set(ctx, s.prefix+key, data, ttl).Err()
+	return s.miss(s.c.Set(ctx, s.prefix+key, data, ttl).Err())
 }
 
 // Delete implements tlscache.Store: DEL, and the key published on the
 // channel (even when Redis no longer had it, since other servers may still
 // hold the session in their internal tier).
 func (s *Store) Delete(ctx context.Context, key string) error {
-	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+	return s.miss(s.pipelined(ctx, s.prefix+key, func(p redis.Pipeliner) error {
 		p.Del(ctx, s.prefix+key)
 		p.Publish(ctx, s.channel, key)
 		return nil
-	})
+	}))
+}
+
+// pipelined runs fn in a pipeline: on a cluster, on the master of key, so
+// that its PUBLISH goes to a node that answers.
+func (s *Store) pipelined(ctx context.Context, key string, fn func(redis.Pipeliner) error) error {
+	if s.cluster != nil {
+		return s.cluster.pipelinedOn(ctx, key, fn)
+	}
+	_, err := s.c.Pipelined(ctx, fn)
 	return err
+}
+
+// Shard implements fleet.Sharded: on a Redis Cluster, the address of the
+// master that holds key now, so that the tier backs off from a failing
+// node alone; elsewhere "", the whole store.
+func (s *Store) Shard(key string) string {
+	if s.cluster == nil {
+		return ""
+	}
+	return s.cluster.shard(s.prefix + key)
 }
 
 // Take implements tlscache.Store with GETDEL, and publishes the key when it
@@ -117,18 +159,29 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 func (s *Store) Take(ctx context.Context, key string) ([]byte, error) {
 	b, err := s.c.GetDel(ctx, s.prefix+key).Bytes()
 	if err != nil {
-		return nil, miss(err)
+		return nil, s.miss(err)
 	}
 	// The take stands even if the publish fails: it only hurries other
 	// servers' internal tiers, and a server that holds the session there
 	// confirms its own take with GETDEL, which now misses.
-	s.c.Publish(ctx, s.channel, key)
+	s.miss(s.pipelined(ctx, s.prefix+key, func(p redis.Pipeliner) error {
+		p.Publish(ctx, s.channel, key)
+		return nil
+	}))
 	return b, nil
 }
 
-func miss(err error) error {
-	if errors.Is(err, redis.Nil) {
+// miss maps redis.Nil to tlscache.ErrCacheMiss, and on a cluster has the
+// slot map reloaded after any other error.
+func (s *Store) miss(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, redis.Nil):
 		return tlscache.ErrCacheMiss
+	}
+	if s.cluster != nil {
+		s.cluster.failed()
 	}
 	return err
 }
@@ -139,26 +192,39 @@ func miss(err error) error {
 // subscribes again.
 const healthInterval = time.Second
 
-// errSilent ends a subscription that stopped answering pings.
-var errSilent = errors.New("redisstore: the subscription stopped answering")
-
 // Watch implements tlscache.Watcher with SUBSCRIBE on the channel. go-redis
 // reconnects and subscribes again after a broken connection; a connection
 // that goes silent is found by pinging it after a quiet second, and
 // replaced. Each confirmed subscription calls lost. While Redis is
-// unreachable Watch retries with a growing pause, up to a second.
+// unreachable Watch retries with a growing pause, up to a second. On a
+// Redis Cluster it subscribes on one node, any node, and moves to another
+// when that one fails or goes silent; through a Sentinel failover client,
+// on the master and on each of its replicas (see sentinel.go).
 func (s *Store) Watch(ctx context.Context, deleted func(key string), lost func()) error {
+	if s.cluster != nil {
+		return s.watchCluster(ctx, deleted, lost)
+	}
+	if fc, ok := isFailover(s.c); ok {
+		return s.watchFailover(ctx, fc, deleted, lost)
+	}
 	for {
-		s.subscribe(ctx, deleted, lost)
+		s.subscribe(ctx, s.c, deleted, lost, false)
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 	}
 }
 
-// subscribe runs one subscription until ctx is done or it goes silent.
-func (s *Store) subscribe(ctx context.Context, deleted func(key string), lost func()) error {
-	ps := s.c.Subscribe(ctx, s.channel)
+// subscriber is a client that subscribes: the store's, or one node's.
+type subscriber interface {
+	Subscribe(ctx context.Context, channels ...string) *redis.PubSub
+}
+
+// subscribe runs one subscription on c until ctx is done or it goes
+// silent, and with leave, until it fails; it reports whether a
+// subscription was confirmed.
+func (s *Store) subscribe(ctx context.Context, c subscriber, deleted func(key string), lost func(), leave bool) (confirmed bool) {
+	ps := c.Subscribe(ctx, s.channel)
 	stop := context.AfterFunc(ctx, func() { ps.Close() })
 	defer stop()
 	defer ps.Close()
@@ -167,27 +233,25 @@ func (s *Store) subscribe(ctx context.Context, deleted func(key string), lost fu
 	for {
 		msg, err := ps.ReceiveTimeout(ctx, healthInterval)
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return confirmed
 		}
 		var ne net.Error
 		switch {
 		case errors.As(err, &ne) && ne.Timeout():
 			if pinged {
-				return errSilent
+				return confirmed // silent
 			}
 			if ps.Ping(ctx) != nil {
-				return errSilent
+				return confirmed
 			}
 			pinged = true
 			continue
+		case err != nil && leave:
+			return confirmed
 		case err != nil:
 			pinged = false
-			t := time.NewTimer(pause)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return ctx.Err()
-			case <-t.C:
+			if sleep(ctx, pause) != nil {
+				return confirmed
 			}
 			pause = min(2*pause, time.Second)
 			continue
@@ -196,6 +260,7 @@ func (s *Store) subscribe(ctx context.Context, deleted func(key string), lost fu
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			if m.Kind == "subscribe" && m.Channel == s.channel {
+				confirmed = true
 				lost()
 			}
 		case *redis.Message:

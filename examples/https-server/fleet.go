@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -17,7 +18,8 @@ import (
 
 // fleetConfig is how -redis joins this server to a fleet.
 type fleetConfig struct {
-	redis    string // host:port, or several (comma-separated) for a cluster
+	redis    string // host:port, or several (comma-separated): a cluster's nodes, or with master the sentinels
+	master   string // Sentinel: the master's name
 	prefix   string
 	keysFile string // empty: $TLSCACHE_SEAL_KEYS
 	timeout  time.Duration
@@ -45,27 +47,62 @@ func openFleet(log *slog.Logger, cfg fleetConfig) (*fleet.Tier, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("sealing keys: %w", err)
 	}
-	client := redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs:                 strings.Split(cfg.redis, ","),
-		ContextTimeoutEnabled: true, // so that the per-call deadline holds
-	})
+	// Redis's own log lines (a dial that failed, a master that moved) go
+	// to the debug level; the tier logs what matters once per change.
+	redis.SetLogger(redisLog{log})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	client, err := redisstore.Open(ctx, &redis.UniversalOptions{Addrs: strings.Split(cfg.redis, ","), MasterName: cfg.master})
+	if err != nil {
+		return nil, nil, fmt.Errorf("-redis %s%s: %w%s", cfg.redis, masterFlag(cfg.master), err, redisHint(err))
+	}
+	topology, _ := redisstore.Check(ctx, client)
 	store, err := redisstore.New(client, &redisstore.Options{Prefix: cfg.prefix})
 	if err != nil {
 		client.Close()
 		return nil, nil, err
 	}
-	tier, err := fleet.New(store, &fleet.Options{Keys: keys, Timeout: cfg.timeout})
+	tier, err := fleet.New(store, &fleet.Options{Keys: keys, Timeout: cfg.timeout, Logger: log})
 	if err != nil {
 		client.Close()
 		return nil, nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	if err := client.Ping(ctx).Err(); err != nil {
-		log.Warn("Redis does not answer: full handshakes until it does", "redis", cfg.redis, "err", err)
+	timeout := "adaptive"
+	if cfg.timeout > 0 {
+		timeout = cfg.timeout.String()
 	}
-	log.Info("fleet", "redis", cfg.redis, "prefix", cfg.prefix, "seal_key", keys[0].ID(), "keys", len(keys), "store_timeout", cfg.timeout)
+	log.Info("fleet", "redis", cfg.redis, "topology", topology, "prefix", cfg.prefix, "seal_key", keys[0].ID(), "keys", len(keys), "store_timeout", timeout)
 	return tier, func() { client.Close() }, nil
+}
+
+func masterFlag(master string) string {
+	if master == "" {
+		return ""
+	}
+	return " -redis-master " + master
+}
+
+// redisHint says which flags to give instead, for the errors of
+// redisstore.Check.
+func redisHint(err error) string {
+	switch {
+	case errors.Is(err, redisstore.ErrClusterNode):
+		return " (give two or more cluster nodes: -redis host:port,host:port,...)"
+	case errors.Is(err, redisstore.ErrSentinel):
+		return " (give the master's name: -redis-master NAME or $TLSCACHE_REDIS_MASTER)"
+	case errors.Is(err, redisstore.ErrNotCluster):
+		return " (one address for a standalone Redis; several mean a cluster, or with -redis-master NAME the sentinels)"
+	case errors.Is(err, redisstore.ErrReplica):
+		return " (give the master, or the sentinels with -redis-master NAME)"
+	}
+	return ""
+}
+
+// redisLog passes go-redis's log lines to slog at the debug level.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }
 
 // watchFleet runs the tier's Watch until ctx is done, and waits (a while)
@@ -128,6 +165,7 @@ func fleetMetrics(t *fleet.Tier) []metric {
 		counter("retried", st.Retried, "Failed removals done later."),
 		counter("dropped", st.Dropped, "Failed removals not kept: too many pending."),
 		{"tlscache_fleet_pending", "gauge", "Failed removals waiting to be retried.", float64(st.Pending)},
-		{"tlscache_fleet_backing_off", "gauge", "1 while Redis is being skipped.", backingOff},
+		{"tlscache_fleet_backing_off", "gauge", "1 while Redis (or a cluster node) is being skipped.", backingOff},
+		{"tlscache_fleet_deadline_seconds", "gauge", "Deadline of the next Redis call.", st.Deadline.Seconds()},
 	}
 }

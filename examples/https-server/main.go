@@ -23,7 +23,11 @@
 // With -redis host:port, servers share their sessions through Redis, sealed
 // with the keys of -seal-keys or $TLSCACHE_SEAL_KEYS: a session issued by
 // one resumes on all, and a session removed on one (admin DELETE, logout)
-// stops resuming on all.
+// stops resuming on all. -redis takes one address for a standalone Redis,
+// several (comma-separated) for a Redis Cluster, or the sentinels'
+// addresses with -redis-master NAME (or $TLSCACHE_REDIS_MASTER) for a
+// Sentinel set; the server checks at startup that the addresses are what
+// it was told, and refuses to start otherwise.
 package main
 
 import (
@@ -64,10 +68,12 @@ func main() {
 		adminPublic = flag.Bool("admin-public", false, "allow -admin on a non-loopback address (needs a token)")
 		idle        = flag.Duration("idle-timeout", 2*time.Minute, "close keep-alive connections idle this long")
 
-		redisAddr    = flag.String("redis", "", "share sessions with a fleet through Redis at host:port (several, comma-separated: a cluster)")
+		redisAddr    = flag.String("redis", "", "share sessions with a fleet through Redis at host:port (several, comma-separated: a cluster's nodes, or with -redis-master the sentinels)")
+		redisMaster  = flag.String("redis-master", os.Getenv("TLSCACHE_REDIS_MASTER"), "Sentinel: the name of the master the sentinels of -redis monitor (default $TLSCACHE_REDIS_MASTER)")
 		redisPrefix  = flag.String("redis-prefix", redisstore.DefaultPrefix, "Redis key prefix the fleet shares")
 		sealKeys     = flag.String("seal-keys", "", "file of base64 sealing keys, newest first (default $TLSCACHE_SEAL_KEYS)")
-		storeTimeout = flag.Duration("store-timeout", fleet.DefaultTimeout, "deadline of each Redis call made during a handshake")
+		storeTimeout = flag.Duration("store-timeout", 0, "deadline of each Redis call made during a handshake (0: adapts to Redis's latency, "+
+			fleet.DefaultTimeout.String()+" to "+fleet.DefaultMaxTimeout.String()+")")
 	)
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -78,7 +84,7 @@ func main() {
 		addr: *addr, certFile: *certFile, keyFile: *keyFile, policy: *policy,
 		timeout: *timeout, size: *size, singleUse: *singleUse, mode: *mode, tls12: *tls12, idle: *idle,
 		adminAddr: *adminAddr, adminToken: *adminToken, adminPublic: *adminPublic,
-		fleet: fleetConfig{redis: *redisAddr, prefix: *redisPrefix, keysFile: *sealKeys, timeout: *storeTimeout},
+		fleet: fleetConfig{redis: *redisAddr, master: *redisMaster, prefix: *redisPrefix, keysFile: *sealKeys, timeout: *storeTimeout},
 	}); err != nil {
 		log.Error("https-server", "err", err)
 		os.Exit(1)

@@ -66,6 +66,7 @@ type Server struct {
 	t    testing.TB
 	dir  string
 	cmd  *exec.Cmd
+	args func() []string // the command line, for Restart
 }
 
 // Start starts a redis-server on a free loopback port, stopped when t ends.
@@ -74,35 +75,71 @@ func Start(t testing.TB) *Server {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		unavailable(t, "redis-server is not installed")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	return start(t, freeAddr(t, false), nil)
+}
+
+// start starts redis-server on addr with extra arguments (a nil args
+// means none), stopped when t ends.
+func start(t testing.TB, addr string, args func(s *Server) []string) *Server {
+	t.Helper()
 	s := &Server{Addr: addr, t: t, dir: t.TempDir()}
+	_, port, _ := net.SplitHostPort(addr)
+	s.args = func() []string {
+		a := []string{"redis-server", "--bind", "127.0.0.1", "--port", port,
+			"--save", "", "--appendonly", "no", "--dir", s.dir,
+			"--logfile", filepath.Join(s.dir, "redis-"+strconv.Itoa(os.Getpid())+".log")}
+		if args != nil {
+			a = append(a, args(s)...)
+		}
+		return a
+	}
 	s.Restart()
 	t.Cleanup(s.Stop)
 	return s
+}
+
+// freeAddr returns a loopback address free now; with bus, one whose port
+// plus 10000 (a cluster node's bus port) is a port and free too.
+func freeAddr(t testing.TB, bus bool) string {
+	t.Helper()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().(*net.TCPAddr)
+		if !bus {
+			l.Close()
+			return addr.String()
+		}
+		if addr.Port+10000 < 65536 {
+			if l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", addr.Port+10000)); err == nil {
+				l2.Close()
+				l.Close()
+				return addr.String()
+			}
+		}
+		l.Close()
+	}
+	t.Fatal("no free loopback port pair for a cluster node")
+	return ""
 }
 
 // Restart starts the server again after Stop (with no data: persistence is
 // off), and waits until it answers.
 func (s *Server) Restart() {
 	s.t.Helper()
-	_, port, _ := net.SplitHostPort(s.Addr)
-	s.cmd = exec.Command("redis-server", "--bind", "127.0.0.1", "--port", port,
-		"--save", "", "--appendonly", "no", "--dir", s.dir,
-		"--logfile", filepath.Join(s.dir, "redis-"+strconv.Itoa(os.Getpid())+".log"))
+	args := s.args()
+	s.cmd = exec.Command(args[0], args[1:]...)
 	if err := s.cmd.Start(); err != nil {
-		s.t.Fatalf("starting redis-server: %v", err)
+		s.t.Fatalf("starting %s: %v", args[0], err)
 	}
 	c := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for c.Ping(context.Background()).Err() != nil {
 		if time.Now().After(deadline) {
-			s.t.Fatalf("redis-server on %s did not answer within 10s", s.Addr)
+			s.t.Fatalf("%s on %s did not answer within 10s", args[0], s.Addr)
 		}
 		time.Sleep(5 * time.Millisecond) // polling a starting process
 	}
