@@ -18,6 +18,8 @@ var cacheHelp = map[string]string{
 	"StoreErrors":       "Hook (external store) calls that returned an error.",
 	"InternalHits":      "Hits served by the internal cache.",
 	"ExternalHits":      "Hits served by the get hook.",
+	"TooLarge":          "Sessions not cached: above the per-session byte limit.",
+	"Refused":           "Probationary sessions not cached: only established ones could have made room.",
 }
 
 var tierHelp = map[string]string{
@@ -32,6 +34,7 @@ var tierHelp = map[string]string{
 	"Dropped":       "Failed removals not kept: too many pending.",
 	"Pending":       "Failed removals waiting to be retried.",
 	"BackingOff":    "1 while the store is being skipped.",
+	"Deadline":      "Deadline of the next store call.",
 }
 
 // names renames the fields whose JSON name does not read well as a metric.

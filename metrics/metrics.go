@@ -18,6 +18,7 @@ package metrics
 
 import (
 	"reflect"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -51,9 +52,10 @@ var _ prometheus.Collector = (*Collector)(nil)
 
 // field is one exported field of a Stats struct and the metric it becomes.
 type field struct {
-	index int
-	desc  *prometheus.Desc
-	typ   prometheus.ValueType
+	index   int
+	desc    *prometheus.Desc
+	typ     prometheus.ValueType
+	seconds bool // a time.Duration, exported in seconds
 }
 
 // NewCollector returns a collector for c; opts may be nil.
@@ -78,18 +80,21 @@ func NewCollector(c *tlscache.Cache, opts *Options) *Collector {
 }
 
 // fields describes the metrics of a Stats struct: an int64 is a counter, an
-// int or a bool a gauge.
+// int or a bool a gauge, a time.Duration a gauge in seconds.
 func fields(t reflect.Type, namespace, subsystem string, help map[string]string, labels prometheus.Labels) []field {
 	var fs []field
 	for i := range t.NumField() {
 		f := t.Field(i)
 		name := jsonName(f)
 		typ := prometheus.GaugeValue
-		switch f.Type.Kind() {
-		case reflect.Int64:
+		seconds := f.Type == reflect.TypeFor[time.Duration]()
+		switch {
+		case seconds:
+			name += "_seconds"
+		case f.Type.Kind() == reflect.Int64:
 			typ = prometheus.CounterValue
 			name += "_total"
-		case reflect.Int, reflect.Bool:
+		case f.Type.Kind() == reflect.Int, f.Type.Kind() == reflect.Bool:
 		default:
 			continue // not a number: nothing to export
 		}
@@ -98,9 +103,10 @@ func fields(t reflect.Type, namespace, subsystem string, help map[string]string,
 			h = "Stats." + f.Name + "."
 		}
 		fs = append(fs, field{
-			index: i,
-			typ:   typ,
-			desc:  prometheus.NewDesc(prometheus.BuildFQName(namespace, subsystem, name), h, nil, labels),
+			index:   i,
+			typ:     typ,
+			seconds: seconds,
+			desc:    prometheus.NewDesc(prometheus.BuildFQName(namespace, subsystem, name), h, nil, labels),
 		})
 	}
 	return fs
@@ -151,8 +157,10 @@ func collect(ch chan<- prometheus.Metric, fs []field, v reflect.Value) {
 	for _, f := range fs {
 		fv := v.Field(f.index)
 		var x float64
-		switch fv.Kind() {
-		case reflect.Bool:
+		switch {
+		case f.seconds:
+			x = time.Duration(fv.Int()).Seconds()
+		case fv.Kind() == reflect.Bool:
 			if fv.Bool() {
 				x = 1
 			}

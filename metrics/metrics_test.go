@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -151,6 +152,9 @@ func checkStats(t *testing.T, mfs map[string]*dto.MetricFamily, prefix string, v
 		var want float64
 		typ := dto.MetricType_GAUGE
 		switch x := v.Field(i).Interface().(type) {
+		case time.Duration:
+			name += "_seconds"
+			want = x.Seconds()
 		case int64:
 			name += "_total"
 			typ = dto.MetricType_COUNTER
