@@ -18,6 +18,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // The example server (examples/https-server) is built once per run of the
@@ -410,7 +414,7 @@ type adminError struct {
 func (s *exampleServer) metrics(t *testing.T) map[string]metricSample {
 	t.Helper()
 	status, ctype, body := curl(t, "GET", "http://"+s.admin+"/metrics", "")
-	if status != 200 || ctype != "text/plain; version=0.0.4; charset=utf-8" {
+	if status != 200 || !strings.HasPrefix(ctype, "text/plain; version=0.0.4; charset=utf-8") {
 		t.Fatalf("GET /metrics: status %d, content type %q: %s", status, ctype, body)
 	}
 	m, err := parseMetrics(body)
@@ -425,74 +429,35 @@ type metricSample struct {
 	value float64
 }
 
-var metricName = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*$`)
-
-// parseMetrics parses the Prometheus text exposition format (0.0.4), as
-// far as a server without labels uses it, and refuses anything else: every
-// sample is preceded by its family's HELP and TYPE, once each; counters
-// end in _total; values are numbers; the text ends with a newline.
+// parseMetrics parses the Prometheus text exposition format with
+// Prometheus's own parser, and returns the unlabelled counters and gauges.
+// It refuses a tlscache counter that does not end in _total, a gauge that
+// does, and a tlscache counter whose value is not a count.
 func parseMetrics(text string) (map[string]metricSample, error) {
-	if !strings.HasSuffix(text, "\n") {
-		return nil, fmt.Errorf("does not end with a newline")
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	families, err := p.TextToMetricFamilies(strings.NewReader(text))
+	if err != nil {
+		return nil, err
 	}
 	out := make(map[string]metricSample)
-	help := make(map[string]bool)
-	types := make(map[string]string)
-	for i, line := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
-		fail := func(format string, a ...any) (map[string]metricSample, error) {
-			return nil, fmt.Errorf("line %d %q: %s", i+1, line, fmt.Sprintf(format, a...))
+	for name, mf := range families {
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) > 0 {
+				continue
+			}
+			switch mf.GetType() {
+			case dto.MetricType_COUNTER:
+				v := m.GetCounter().GetValue()
+				if strings.HasPrefix(name, "tlscache_") && (v < 0 || v != float64(int64(v))) {
+					return nil, fmt.Errorf("counter %s = %v is not a count", name, v)
+				}
+				out[name] = metricSample{"counter", v}
+			case dto.MetricType_GAUGE:
+				out[name] = metricSample{"gauge", m.GetGauge().GetValue()}
+			}
 		}
-		switch {
-		case strings.HasPrefix(line, "# HELP "):
-			name, text, ok := strings.Cut(strings.TrimPrefix(line, "# HELP "), " ")
-			if !ok || !metricName.MatchString(name) || strings.TrimSpace(text) == "" {
-				return fail("malformed HELP")
-			}
-			if help[name] || types[name] != "" {
-				return fail("HELP for %s after its HELP or TYPE", name)
-			}
-			help[name] = true
-		case strings.HasPrefix(line, "# TYPE "):
-			name, typ, ok := strings.Cut(strings.TrimPrefix(line, "# TYPE "), " ")
-			if !ok || !metricName.MatchString(name) {
-				return fail("malformed TYPE")
-			}
-			if typ != "counter" && typ != "gauge" {
-				return fail("type %q, want counter or gauge", typ)
-			}
-			if !help[name] || types[name] != "" {
-				return fail("TYPE for %s without HELP before it, or twice", name)
-			}
-			if (typ == "counter") != strings.HasSuffix(name, "_total") {
-				return fail("%s %s: counters and only counters end in _total", typ, name)
-			}
-			types[name] = typ
-		case line == "" || strings.HasPrefix(line, "#"):
-			return fail("empty line or unknown comment")
-		default:
-			name, value, ok := strings.Cut(line, " ")
-			if !ok || !metricName.MatchString(name) {
-				return fail("malformed sample")
-			}
-			if types[name] == "" {
-				return fail("sample of %s before its TYPE", name)
-			}
-			if _, dup := out[name]; dup {
-				return fail("second sample of %s", name)
-			}
-			v, err := strconv.ParseFloat(value, 64)
-			if err != nil {
-				return fail("value: %v", err)
-			}
-			if types[name] == "counter" && (v < 0 || v != float64(int64(v))) {
-				return fail("counter value %v is not a count", v)
-			}
-			out[name] = metricSample{types[name], v}
-		}
-	}
-	for name := range types {
-		if _, ok := out[name]; !ok {
-			return nil, fmt.Errorf("%s has a TYPE and no sample", name)
+		if strings.HasPrefix(name, "tlscache_") && (mf.GetType() == dto.MetricType_COUNTER) != strings.HasSuffix(name, "_total") {
+			return nil, fmt.Errorf("%s %s: counters and only counters end in _total", mf.GetType(), name)
 		}
 	}
 	return out, nil

@@ -245,6 +245,8 @@ func TestExampleAdminConfigAndMetrics(t *testing.T) {
 		"tlscache_store_errors_total":       0,
 		"tlscache_internal_hits_total":      1,
 		"tlscache_external_hits_total":      0,
+		"tlscache_too_large_total":          0,
+		"tlscache_refused_total":            0,
 		"tlscache_size_limit":               1,
 		"tlscache_timeout_seconds":          7200,
 		"tlscache_mode":                     2,
@@ -314,8 +316,14 @@ func checkMetrics(t *testing.T, s *exampleServer, want map[string]float64) {
 		}
 	}
 	for name := range got {
-		if _, ok := want[name]; !ok {
+		if _, ok := want[name]; !ok && strings.HasPrefix(name, "tlscache_") {
 			t.Errorf("unexpected metric %s", name)
+		}
+	}
+	// The Go runtime's and the process's collectors are registered too.
+	for _, name := range []string{"go_goroutines", "process_cpu_seconds_total"} {
+		if _, ok := got[name]; !ok {
+			t.Errorf("no metric %s", name)
 		}
 	}
 }

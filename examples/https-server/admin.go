@@ -74,7 +74,7 @@ func (a *admin) routes() http.Handler {
 	mux.HandleFunc("POST /sessions/flush-all", a.flushAll)
 	mux.HandleFunc("GET /config", a.getConfig)
 	mux.HandleFunc("PATCH /config", a.patchConfig)
-	mux.HandleFunc("GET /metrics", a.metrics)
+	mux.Handle("GET /metrics", metricsHandler(a.cache, a.tier))
 	return a.guard(a.authorize(mux))
 }
 

@@ -143,29 +143,3 @@ func (f *fleetShare) share(ctx context.Context, a *app, cs *adapter.ConnSessions
 }
 
 func (f *fleetShare) forget(cs *adapter.ConnSessions) { f.done.Delete(cs) }
-
-// fleetMetrics returns the tier's counters as metrics.
-func fleetMetrics(t *fleet.Tier) []metric {
-	st := t.Stats()
-	counter := func(name string, v int64, help string) metric {
-		return metric{"tlscache_fleet_" + name + "_total", "counter", help, float64(v)}
-	}
-	backingOff := 0.0
-	if st.BackingOff {
-		backingOff = 1
-	}
-	return []metric{
-		counter("calls", st.Calls, "Redis calls made."),
-		counter("errors", st.Errors, "Redis calls that failed or passed their deadline."),
-		counter("skipped", st.Skipped, "Redis calls not made while backing off."),
-		counter("back_offs", st.BackOffs, "Times Redis started being skipped after repeated failures."),
-		counter("bad_values", st.BadValues, "Stored values that did not open (wrong key, tampered, truncated)."),
-		counter("invalidations", st.Invalidations, "Removals by other servers received."),
-		counter("resyncs", st.Resyncs, "Times the revocation channel (re)subscribed and the internal tier was flushed."),
-		counter("retried", st.Retried, "Failed removals done later."),
-		counter("dropped", st.Dropped, "Failed removals not kept: too many pending."),
-		{"tlscache_fleet_pending", "gauge", "Failed removals waiting to be retried.", float64(st.Pending)},
-		{"tlscache_fleet_backing_off", "gauge", "1 while Redis (or a cluster node) is being skipped.", backingOff},
-		{"tlscache_fleet_deadline_seconds", "gauge", "Deadline of the next Redis call.", st.Deadline.Seconds()},
-	}
-}
