@@ -32,20 +32,12 @@ const keysHelp = "give every server of the fleet the same sealing keys: -seal-ke
 // openFleet connects to Redis and returns the tier that shares this
 // server's sessions, and a function that closes the Redis client.
 func openFleet(log *slog.Logger, cfg fleetConfig) (*fleet.Tier, func(), error) {
-	text := os.Getenv("TLSCACHE_SEAL_KEYS")
-	if cfg.keysFile != "" {
-		b, err := os.ReadFile(cfg.keysFile)
-		if err != nil {
-			return nil, nil, fmt.Errorf("-seal-keys: %w", err)
-		}
-		text = string(b)
-	}
-	if strings.TrimSpace(text) == "" {
-		return nil, nil, fmt.Errorf("-redis: %s", keysHelp)
-	}
-	keys, err := fleet.ParseKeys(text)
+	keys, err := sealKeys(cfg.keysFile)
 	if err != nil {
-		return nil, nil, fmt.Errorf("sealing keys: %w", err)
+		return nil, nil, err
+	}
+	if len(keys) == 0 {
+		return nil, nil, fmt.Errorf("-redis: %s", keysHelp)
 	}
 	// Redis's own log lines (a dial that failed, a master that moved) go
 	// to the debug level; the tier logs what matters once per change.
@@ -73,6 +65,27 @@ func openFleet(log *slog.Logger, cfg fleetConfig) (*fleet.Tier, func(), error) {
 	}
 	log.Info("fleet", "redis", cfg.redis, "topology", topology, "prefix", cfg.prefix, "seal_key", keys[0].ID(), "keys", len(keys), "store_timeout", timeout)
 	return tier, func() { client.Close() }, nil
+}
+
+// sealKeys reads the keyring of -seal-keys, or of $TLSCACHE_SEAL_KEYS
+// without it; none given is no keys and no error.
+func sealKeys(keysFile string) ([]fleet.Key, error) {
+	text := os.Getenv("TLSCACHE_SEAL_KEYS")
+	if keysFile != "" {
+		b, err := os.ReadFile(keysFile)
+		if err != nil {
+			return nil, fmt.Errorf("-seal-keys: %w", err)
+		}
+		text = string(b)
+	}
+	if strings.TrimSpace(text) == "" {
+		return nil, nil
+	}
+	keys, err := fleet.ParseKeys(text)
+	if err != nil {
+		return nil, fmt.Errorf("sealing keys: %w", err)
+	}
+	return keys, nil
 }
 
 func masterFlag(master string) string {

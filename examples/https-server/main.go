@@ -67,6 +67,7 @@ func main() {
 		adminToken  = flag.String("admin-token", "", "bearer token the admin API requires (default $TLSCACHE_ADMIN_TOKEN; the flag shows in ps)")
 		adminPublic = flag.Bool("admin-public", false, "allow -admin on a non-loopback address (needs a token)")
 		idle        = flag.Duration("idle-timeout", 2*time.Minute, "close keep-alive connections idle this long")
+		stateFile   = flag.String("state", "", "keep the sessions across restarts in this file: loaded at start, saved at shutdown (sealed with -seal-keys, or a key kept in FILE.key)")
 
 		redisAddr    = flag.String("redis", "", "share sessions with a fleet through Redis at host:port (several, comma-separated: a cluster's nodes, or with -redis-master the sentinels)")
 		redisMaster  = flag.String("redis-master", os.Getenv("TLSCACHE_REDIS_MASTER"), "Sentinel: the name of the master the sentinels of -redis monitor (default $TLSCACHE_REDIS_MASTER)")
@@ -82,7 +83,7 @@ func main() {
 	}
 	if err := run(log, config{
 		addr: *addr, certFile: *certFile, keyFile: *keyFile, policy: *policy,
-		timeout: *timeout, size: *size, singleUse: *singleUse, mode: *mode, tls12: *tls12, idle: *idle,
+		timeout: *timeout, size: *size, singleUse: *singleUse, mode: *mode, tls12: *tls12, idle: *idle, state: *stateFile,
 		adminAddr: *adminAddr, adminToken: *adminToken, adminPublic: *adminPublic,
 		fleet: fleetConfig{redis: *redisAddr, master: *redisMaster, prefix: *redisPrefix, keysFile: *sealKeys, timeout: *storeTimeout},
 	}); err != nil {
@@ -92,10 +93,10 @@ func main() {
 }
 
 type config struct {
-	addr, certFile, keyFile, policy, mode string
-	timeout, idle                         time.Duration
-	size                                  int
-	singleUse, tls12                      bool
+	addr, certFile, keyFile, policy, mode, state string
+	timeout, idle                                time.Duration
+	size                                         int
+	singleUse, tls12                             bool
 
 	adminAddr, adminToken string
 	adminPublic           bool
@@ -135,6 +136,12 @@ func run(log *slog.Logger, cfg config) error {
 	}
 	cache := tlscache.New(opts)
 	cache.SetMode(mode) // Options cannot say Off (zero means the default)
+	var saved *state
+	if cfg.state != "" {
+		if saved, err = openState(log, cfg.state, cfg.fleet.keysFile, cache); err != nil {
+			return err
+		}
+	}
 	tlsConfig := &tls.Config{Certificates: []tls.Certificate{cert}}
 	if cfg.tls12 {
 		tlsConfig.MaxVersion = tls.VersionTLS12
@@ -241,6 +248,9 @@ func run(log *slog.Logger, cfg config) error {
 		})
 	}
 	wg.Wait()
+	if saved != nil { // after the last handshake
+		errs = append(errs, saved.save(log, cache))
+	}
 	if err := errors.Join(append(errs, serveErr)...); err != nil {
 		return err
 	}
