@@ -2,14 +2,10 @@ package integration_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"math/big"
 	"net"
 	"runtime"
 	"strings"
@@ -260,37 +256,12 @@ func TestHostilePSKIdentitiesMakeAtMostTwoStoreCalls(t *testing.T) {
 	}
 }
 
-// newCA returns a PKI of its own: a CA other than the package's.
-func newCA(t *testing.T, name string) *pki {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &pki{caCert: cert, caKey: key, pool: pool}
-}
-
 // The application owns the configs its GetConfigForClient returns: after
 // it drops a CA from one's ClientCAs, the next full handshake with a
 // certificate of that CA is refused, as crypto/tls alone refuses it.
 func TestDerivedConfigFollowsDroppedClientCA(t *testing.T) {
 	forEachVersion(t, func(t *testing.T, version uint16) {
-		p, other := thePKI(t), newCA(t, "second client CA")
+		p, other := thePKI(t), newCA("second client CA")
 		both := x509.NewCertPool()
 		both.AddCert(p.caCert)
 		both.AddCert(other.caCert)
