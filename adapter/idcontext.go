@@ -124,13 +124,16 @@ func newContexts(appContext []byte, cfg *tls.Config, registry *nameRegistry, bud
 // handshake may still fail.
 func (c *contexts) forName(serverName string) []byte {
 	name := normalizeName(serverName)
-	c.mu.Lock()
-	ctx, ok := c.names[name]
-	c.mu.Unlock()
-	if ok {
+	if ctx := c.cached(name); ctx != nil {
 		return ctx
 	}
 	return c.derive(name)
+}
+
+func (c *contexts) cached(name string) []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.names[name]
 }
 
 // issued returns the context of a session issued under serverName, and
@@ -140,14 +143,11 @@ func (c *contexts) forName(serverName string) []byte {
 // out real names.
 func (c *contexts) issued(serverName string) []byte {
 	name := normalizeName(serverName)
-	c.mu.Lock()
-	ctx, ok := c.names[name]
-	c.mu.Unlock()
-	if ok {
+	if ctx := c.cached(name); ctx != nil {
 		c.registry.record(ctx, name)
 		return ctx
 	}
-	ctx = c.derive(name)
+	ctx := c.derive(name)
 	if !validHostname(name) || !c.serves(name) {
 		return ctx
 	}

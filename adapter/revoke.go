@@ -138,8 +138,8 @@ func (s *Server) RevokeFunc(match func(ServerSession) bool) int {
 // (what ServeTLS would add to its own clone), and sets srv.ConnContext to
 // track each connection's sessions, calling the ConnContext srv had.
 //
-// Tracked connections use a clone of srv.TLSConfig made by the adapter,
-// not the one ServeTLS makes: put the certificates in srv.TLSConfig (or set
+// Connections use a clone of srv.TLSConfig made by the adapter, not the
+// one ServeTLS makes: put the certificates in srv.TLSConfig (or set
 // GetCertificate) before calling it, and serve with ServeTLS(l, "", "") or
 // ListenAndServeTLS("", ""). It returns an error if srv.TLSConfig has no
 // certificates, and ErrBound if it is bound already.

@@ -16,8 +16,8 @@ import (
 // issues: random bytes from crypto/rand.
 const IDLen = 16
 
-// maxDerived bounds the configs returned by GetConfigForClient that a
-// Server keeps bound clones of.
+// maxDerived bounds the configs returned by GetConfigForClient whose
+// contexts a Server keeps.
 const maxDerived = 256
 
 // ServerOptions configure a Server. The zero value means the defaults.

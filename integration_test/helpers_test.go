@@ -52,34 +52,40 @@ var (
 // thePKI returns the CA shared by all tests of this package.
 func thePKI(t testing.TB) *pki {
 	testPKIOnce.Do(func() {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			panic(err)
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber:          big.NewInt(1),
-			Subject:               pkix.Name{CommonName: "tlscache test CA"},
-			NotBefore:             time.Now().Add(-time.Hour),
-			NotAfter:              time.Now().Add(24 * time.Hour),
-			IsCA:                  true,
-			BasicConstraintsValid: true,
-			KeyUsage:              x509.KeyUsageCertSign,
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-		if err != nil {
-			panic(err)
-		}
-		cert, _ := x509.ParseCertificate(der)
-		pool := x509.NewCertPool()
-		pool.AddCert(cert)
+		testPKI = newCA("tlscache test CA")
 		dir, err := os.MkdirTemp("", "tlscache-pki")
 		if err != nil {
 			panic(err)
 		}
-		testPKI = &pki{caCert: cert, caKey: key, pool: pool, dir: dir}
-		writePEM(filepath.Join(dir, "ca.pem"), "CERTIFICATE", der)
+		testPKI.dir = dir
+		writePEM(filepath.Join(dir, "ca.pem"), "CERTIFICATE", testPKI.caCert.Raw)
 	})
 	return testPKI
+}
+
+// newCA returns a new CA, without files.
+func newCA(name string) *pki {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: name},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		panic(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &pki{caCert: cert, caKey: key, pool: pool}
 }
 
 var serial = struct {

@@ -2,14 +2,10 @@ package integration_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"math/big"
 	"net"
 	"runtime"
 	"strings"
@@ -107,10 +103,10 @@ func TestJunkServerNameFloodLeavesHeapFlat(t *testing.T) {
 	perSession := float64(grown) / floods
 	t.Logf("heap %d -> %d bytes after %d handshakes with 60 KB server names: %+d bytes, %.0f per handshake; %d sessions cached",
 		before, after, floods, grown, perSession, cache.Len())
-	// The cache keeps each session (its state, a few hundred bytes); a
-	// name is 61,440 bytes. A budget of 2 KB per handshake is far below
-	// one name and far above a session.
-	if perSession > 2048 {
+	// The cache keeps each session (its state, a few hundred bytes, and
+	// its share of the storage's arenas); a name is 61,440 bytes. A bound
+	// of 8 KB per handshake is far below one name and above a session.
+	if perSession > 8192 {
 		t.Errorf("the heap grew by %.0f bytes per junk-name handshake: the names are kept", perSession)
 	}
 
@@ -146,7 +142,7 @@ func TestRefusedServerNamesAreNotKept(t *testing.T) {
 	grown := int64(after) - int64(before)
 	t.Logf("heap %d -> %d bytes after %d refused hellos with 60 KB names: %+d bytes, %.0f per hello",
 		before, after, hellos, grown, float64(grown)/hellos)
-	if perHello := float64(grown) / hellos; perHello > 2048 {
+	if perHello := float64(grown) / hellos; perHello > 8192 {
 		t.Errorf("each refused hello kept %.0f bytes: its server name is recorded", perHello)
 	}
 	dial(t, s.addr, clientConfig(t, tls.VersionTLS13, "www.refuse.test", tls.NewLRUClientSessionCache(1)))
@@ -260,37 +256,12 @@ func TestHostilePSKIdentitiesMakeAtMostTwoStoreCalls(t *testing.T) {
 	}
 }
 
-// newCA returns a PKI of its own: a CA other than the package's.
-func newCA(t *testing.T, name string) *pki {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &pki{caCert: cert, caKey: key, pool: pool}
-}
-
 // The application owns the configs its GetConfigForClient returns: after
 // it drops a CA from one's ClientCAs, the next full handshake with a
 // certificate of that CA is refused, as crypto/tls alone refuses it.
 func TestDerivedConfigFollowsDroppedClientCA(t *testing.T) {
 	forEachVersion(t, func(t *testing.T, version uint16) {
-		p, other := thePKI(t), newCA(t, "second client CA")
+		p, other := thePKI(t), newCA("second client CA")
 		both := x509.NewCertPool()
 		both.AddCert(p.caCert)
 		both.AddCert(other.caCert)
