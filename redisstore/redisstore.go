@@ -70,6 +70,7 @@ type Store struct {
 var (
 	_ tlscache.Store   = (*Store)(nil)
 	_ tlscache.Watcher = (*Store)(nil)
+	_ tlscache.Claimer = (*Store)(nil)
 )
 
 // ErrNoContextTimeout is New's error for a client that ignores context
@@ -169,6 +170,18 @@ func (s *Store) Take(ctx context.Context, key string) ([]byte, error) {
 		return nil
 	}))
 	return b, nil
+}
+
+// Claim implements tlscache.Claimer with SET NX PX.
+func (s *Store) Claim(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	if ttl <= 0 {
+		return false, nil
+	}
+	if ttl < time.Millisecond {
+		ttl = time.Millisecond
+	}
+	won, err := s.c.SetNX(ctx, s.prefix+key, "", ttl).Result()
+	return won, s.miss(err)
 }
 
 // miss maps redis.Nil to tlscache.ErrCacheMiss, and on a cluster has the

@@ -54,6 +54,9 @@ func Run(t *testing.T, h Harness) {
 		{"CanceledContext", testCanceled},
 		{"PeerSeesWrites", testPeer},
 		{"Watch", testWatch},
+		{"Claim", testClaim},
+		{"ClaimRace", testClaimRace},
+		{"ClaimExpiry", testClaimExpiry},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.f(t, h) })
