@@ -24,6 +24,10 @@ type binding struct {
 	// Of one handshake (handshake set): how many identities it looked up,
 	// and the TLS 1.2 session it resumes, which WrapSession re-issues.
 	lookups atomic.Int32
+	// early: the ClientHello offers early data; unwraps counts the
+	// identities crypto/tls asked about (only the first may carry it).
+	early   bool
+	unwraps atomic.Int32
 	mu      sync.Mutex
 	resumed *tlscache.Session
 }
@@ -128,6 +132,7 @@ func randomID() []byte {
 // ClientHello costs at most one store call, like a real one (clients offer
 // one ticket).
 func (b *binding) unwrap(identity []byte, cs tls.ConnectionState) (*tls.SessionState, error) {
+	first := b.early && b.unwraps.Add(1) == 1
 	if len(identity) == 0 {
 		return nil, nil // a TLS 1.2 client without a ticket: not a miss
 	}
@@ -137,7 +142,8 @@ func (b *binding) unwrap(identity []byte, cs tls.ConnectionState) (*tls.SessionS
 	srv := b.st.srv
 	ctx := b.contexts().forName(cs.ServerName)
 	var sess *tlscache.Session
-	if srv.opts.SingleUse {
+	take := srv.opts.SingleUse || srv.early.takes(first, &srv.opts)
+	if take {
 		sess = srv.cache.Take(identity, ctx)
 	} else {
 		sess = srv.cache.Lookup(identity, ctx)
@@ -149,7 +155,8 @@ func (b *binding) unwrap(identity []byte, cs tls.ConnectionState) (*tls.SessionS
 	if err != nil {
 		return nil, nil
 	}
-	if cs.Version < tls.VersionTLS13 && !srv.opts.SingleUse && b.handshake {
+	srv.early.decide(srv, first, take, sess, ss)
+	if cs.Version < tls.VersionTLS13 && !take && b.handshake {
 		b.mu.Lock()
 		b.resumed = sess
 		b.mu.Unlock()

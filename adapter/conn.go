@@ -21,8 +21,9 @@ import (
 // that ConnSessionsFrom(ctx).All() never panics.
 type ConnSessions struct {
 	mu      sync.Mutex
-	resumed *tlscache.Session
-	issued  []*tlscache.Session
+	resumed   *tlscache.Session
+	issued    []*tlscache.Session
+	approvers []func(*tlscache.Session) // see Approve
 }
 
 type connKey struct{}
@@ -81,6 +82,10 @@ func (c *ConnSessions) All() []*tlscache.Session {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.allLocked()
+}
+
+func (c *ConnSessions) allLocked() []*tlscache.Session {
 	var all []*tlscache.Session
 	if c.resumed != nil {
 		all = append(all, c.resumed)
@@ -102,7 +107,14 @@ func (c *ConnSessions) setResumed(s *tlscache.Session) {
 func (c *ConnSessions) addIssued(s *tlscache.Session) {
 	c.mu.Lock()
 	c.issued = append(c.issued, s)
+	var approvers []func(*tlscache.Session)
+	if s != c.resumed { // a TLS 1.2 re-issue: approved with the resumed one
+		approvers = slices.Clone(c.approvers)
+	}
 	c.mu.Unlock()
+	for _, approve := range approvers {
+		approve(s)
+	}
 }
 
 // handshakeDone settles the record once crypto/tls has decided: a session

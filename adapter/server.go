@@ -39,6 +39,14 @@ type ServerOptions struct {
 	// resumes once and its successor is a stranger. The successors form the
 	// approved session's family, which RevokeFamily removes at once.
 	InheritApproval bool
+	// EarlyData is the early-data (0-RTT) policy; the zero value,
+	// EarlyDataOnce, accepts a ticket's early data at most once.
+	EarlyData EarlyDataPolicy
+	// EarlyDataClaims records which tickets' early data was accepted. Nil
+	// means claims in this process; servers sharing a store pass the
+	// fleet.Tier of that store, so that early data is accepted once across
+	// the fleet.
+	EarlyDataClaims tlscache.Claimer
 }
 
 // Server binds a tlscache.Cache to crypto/tls servers: Install sets a
@@ -50,6 +58,7 @@ type Server struct {
 
 	names      nameRegistry
 	nameBudget atomic.Int64 // bytes left for the configs' name caches
+	early      earlyData
 
 	mu        sync.Mutex
 	installed map[weak.Pointer[tls.Config]]weak.Pointer[configState] // configs Install bound
@@ -70,6 +79,7 @@ func NewServer(cache *tlscache.Cache, opts *ServerOptions) *Server {
 		s.opts = *opts
 		s.opts.IDContext = append([]byte(nil), opts.IDContext...)
 	}
+	s.early.init(cache, &s.opts)
 	return s
 }
 
@@ -235,15 +245,16 @@ func (st *configState) getConfigForClient(chi *tls.ClientHelloInfo) (*tls.Config
 			use = st.srv.stateFor(cfg)
 		}
 	}
-	return use.forHandshake(ConnSessionsFrom(chi.Context())), nil
+	return use.forHandshake(ConnSessionsFrom(chi.Context()), offersEarlyData(chi)), nil
 }
 
 // forHandshake returns a clone of the config, as it is now, whose
-// callbacks hold one handshake's state, recording into rec if not nil.
-func (st *configState) forHandshake(rec *ConnSessions) *tls.Config {
+// callbacks hold one handshake's state, recording into rec if not nil;
+// early says that the ClientHello offers early data.
+func (st *configState) forHandshake(rec *ConnSessions, early bool) *tls.Config {
 	c := st.cfg.Clone()
 	c.GetConfigForClient = nil
-	b := &binding{st: st, rec: rec, ctxs: st.contextsFor(c), handshake: true, userVC: st.userVC}
+	b := &binding{st: st, rec: rec, ctxs: st.contextsFor(c), handshake: true, userVC: st.userVC, early: early}
 	if st.derived {
 		b.userVC = c.VerifyConnection // the application's, as it is now
 	}
