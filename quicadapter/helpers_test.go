@@ -1,0 +1,351 @@
+package quicadapter
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
+
+	"github.com/tlscache/tlscache/adapter"
+	"github.com/tlscache/tlscache/internal/testcert"
+	"github.com/tlscache/tlscache/tlscache"
+)
+
+var testCert, testPool = testcert.SelfSigned("localhost")
+
+// h3server is an HTTP/3 server on a loopback UDP port of its own.
+type h3server struct {
+	addr *net.UDPAddr
+	h3   *http3.Server
+	qs   *Server // nil for a server without the adapter
+	srv  *adapter.Server
+}
+
+func serverTLS() *tls.Config {
+	return &tls.Config{Certificates: []tls.Certificate{testCert}, MinVersion: tls.VersionTLS13}
+}
+
+// startH3 serves h on 127.0.0.1 with srv's sessions, on tlsConf (nil: a
+// new config). A nil srv serves with crypto/tls's own tickets, through a
+// transport that http3 sets up (the stdlib baseline).
+func startH3(t *testing.T, srv *adapter.Server, tlsConf *tls.Config, h http.Handler, tweak func(*http3.Server)) *h3server {
+	t.Helper()
+	if tlsConf == nil {
+		tlsConf = serverTLS()
+	}
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h3 := &http3.Server{Handler: h, TLSConfig: tlsConf}
+	if tweak != nil {
+		tweak(h3)
+	}
+	s := &h3server{addr: pc.LocalAddr().(*net.UDPAddr), h3: h3, srv: srv}
+	tr := &quic.Transport{Conn: pc}
+	done := make(chan error, 1)
+	if srv != nil {
+		if s.qs, err = NewServer(h3, srv); err != nil {
+			t.Fatal(err)
+		}
+		ln, err := s.qs.Listen(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { done <- h3.ServeListener(ln) }()
+	} else {
+		tlsConf := http3.ConfigureTLSConfig(tlsConf)
+		ln, err := tr.ListenEarly(tlsConf, &quic.Config{Allow0RTT: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { done <- h3.ServeListener(ln) }()
+	}
+	t.Cleanup(func() {
+		h3.Close()
+		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("ServeListener: %v", err)
+		}
+		tr.Close()
+		pc.Close()
+	})
+	return s
+}
+
+func newServer(opts *adapter.ServerOptions) *adapter.Server {
+	return adapter.NewServer(tlscache.New(nil), opts)
+}
+
+// clientTLS is a client config for the test servers; cache nil means a
+// new adapter.ClientCache.
+func clientTLS(cache tls.ClientSessionCache) *tls.Config {
+	if cache == nil {
+		cache = adapter.NewClientCache(nil, nil)
+	}
+	return &tls.Config{RootCAs: testPool, ServerName: "localhost", NextProtos: []string{http3.NextProtoH3}, ClientSessionCache: cache}
+}
+
+// client is one HTTP/3 connection of a test.
+type client struct {
+	conn *quic.Conn
+	cc   *http3.ClientConn
+	tr   *quic.Transport
+}
+
+// dialH3 dials addr with 0-RTT if cfg's cache holds a ticket that allows
+// it.
+func dialH3(t *testing.T, addr net.Addr, cfg *tls.Config) *client {
+	t.Helper()
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &quic.Transport{Conn: pc}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := tr.DialEarly(ctx, addr, cfg, &quic.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &client{conn: conn, tr: tr, cc: (&http3.Transport{}).NewClientConn(conn)}
+	t.Cleanup(func() {
+		conn.CloseWithError(0, "")
+		tr.Close()
+		pc.Close()
+	})
+	return c
+}
+
+// do sends a request (method GET_0RTT sends it in 0-RTT) and returns
+// the status and body.
+func (c *client) do(t *testing.T, method, path string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, "https://localhost"+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.cc.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// waitTicket waits until cache holds a ticket for the test servers (over
+// QUIC it comes after the handshake).
+func waitTicket(t *testing.T, cache *adapter.ClientCache) []byte {
+	t.Helper()
+	var b []byte
+	waitFor(t, "the client's ticket", 5*time.Second, func() bool {
+		var err error
+		b, err = cache.Export("localhost")
+		return err == nil
+	})
+	return b
+}
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > timeout {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// proxy is a UDP proxy in front of a server, for one client at a time: it
+// records the datagrams the client sends, and can hold back those that
+// carry Handshake or 1-RTT packets (the client's Finished and what
+// follows), so that the server's handshake stays incomplete while it reads
+// the client's early data.
+type proxy struct {
+	pc     *net.UDPConn
+	server *net.UDPAddr
+
+	mu       sync.Mutex
+	client   *net.UDPAddr
+	upstream *net.UDPConn
+	recorded [][]byte
+	holding  bool
+	held     [][]byte
+}
+
+func startProxy(t *testing.T, server *net.UDPAddr) *proxy {
+	t.Helper()
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := net.DialUDP("udp", nil, server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{pc: pc, server: server, upstream: up}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		buf := make([]byte, 64<<10)
+		for {
+			n, from, err := pc.ReadFromUDP(buf)
+			if err != nil {
+				return
+			}
+			d := append([]byte(nil), buf[:n]...)
+			p.mu.Lock()
+			p.client = from
+			p.recorded = append(p.recorded, d)
+			hold := p.holding && carriesHandshake(d)
+			if hold {
+				p.held = append(p.held, d)
+			}
+			p.mu.Unlock()
+			if !hold {
+				up.Write(d)
+			}
+		}
+	})
+	wg.Go(func() {
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := up.Read(buf)
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			to := p.client
+			p.mu.Unlock()
+			if to != nil {
+				pc.WriteToUDP(buf[:n], to)
+			}
+		}
+	})
+	t.Cleanup(func() {
+		pc.Close()
+		up.Close()
+		wg.Wait()
+	})
+	return p
+}
+
+func (p *proxy) addr() *net.UDPAddr { return p.pc.LocalAddr().(*net.UDPAddr) }
+
+// hold starts holding back the client's handshake completion.
+func (p *proxy) hold() {
+	p.mu.Lock()
+	p.holding = true
+	p.mu.Unlock()
+}
+
+// release forwards what was held, in order, and stops holding.
+func (p *proxy) release() {
+	p.mu.Lock()
+	held := p.held
+	p.held, p.holding = nil, false
+	p.mu.Unlock()
+	for _, d := range held {
+		p.upstream.Write(d)
+	}
+}
+
+// takeRecording returns the datagrams recorded so far and starts a new
+// recording.
+func (p *proxy) takeRecording() [][]byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := p.recorded
+	p.recorded = nil
+	return r
+}
+
+// carriesHandshake reports whether a datagram holds a Handshake packet or
+// a 1-RTT (short header) one, walking its coalesced QUIC v1 packets.
+func carriesHandshake(d []byte) bool {
+	for len(d) > 0 {
+		first := d[0]
+		if first&0x80 == 0 {
+			return true // short header: 1-RTT
+		}
+		typ := (first >> 4) & 0x3
+		if typ == 2 {
+			return true // Handshake
+		}
+		// version (4), DCID, SCID, [token for Initial], length
+		p := 5
+		if p >= len(d) {
+			return false
+		}
+		p += 1 + int(d[p])
+		if p >= len(d) {
+			return false
+		}
+		p += 1 + int(d[p])
+		if typ == 0 {
+			tl, n := varint(d[p:])
+			if n == 0 {
+				return false
+			}
+			p += n + int(tl)
+		}
+		if p > len(d) {
+			return false
+		}
+		l, n := varint(d[p:])
+		if n == 0 {
+			return false
+		}
+		p += n + int(l)
+		if p > len(d) {
+			return false
+		}
+		d = d[p:]
+	}
+	return false
+}
+
+// varint reads a QUIC variable-length integer: its value and length, or
+// a zero length if b is too short.
+func varint(b []byte) (uint64, int) {
+	if len(b) == 0 {
+		return 0, 0
+	}
+	n := 1 << (b[0] >> 6)
+	if len(b) < n {
+		return 0, 0
+	}
+	v := uint64(b[0] & 0x3f)
+	for _, c := range b[1:n] {
+		v = v<<8 | uint64(c)
+	}
+	return v, n
+}
+
+// replay sends datagrams to addr, byte for byte, from a socket of its own.
+func replay(t *testing.T, addr *net.UDPAddr, datagrams [][]byte) {
+	t.Helper()
+	c, err := net.DialUDP("udp", nil, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, d := range datagrams {
+		if _, err := c.Write(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
