@@ -20,7 +20,7 @@ import (
 // *ConnSessions (a connection that is not tracked) they return nothing, so
 // that ConnSessionsFrom(ctx).All() never panics.
 type ConnSessions struct {
-	mu      sync.Mutex
+	mu        sync.Mutex
 	resumed   *tlscache.Session
 	issued    []*tlscache.Session
 	approvers []func(*tlscache.Session) // see Approve

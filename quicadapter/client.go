@@ -1,8 +1,11 @@
 package quicadapter
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
 	"net/http"
+	"sync"
 	"sync/atomic"
 
 	"github.com/quic-go/quic-go"
@@ -12,27 +15,59 @@ import (
 // RoundTripper is an http.RoundTripper over HTTP/3 that sends safe requests
 // (GET and HEAD, the ones http3 can send early) in 0-RTT when the client
 // holds a ticket that allows it, and resends once, after the handshake, a
-// request whose early data the server refused: the connection's 0-RTT was
-// rejected (quic.Err0RTTRejected, which http3.Transport returns rather than
-// resending), or the server answered 425 Too Early (RFC 8470). A request
-// with a body is resent only if its GetBody is set.
+// request whose early data the server refused:
+//
+//   - the server answered 425 Too Early (RFC 8470): the request is resent
+//     on the same connection once its handshake is complete;
+//   - the server rejected the connection's 0-RTT (quic.Err0RTTRejected):
+//     http3.Transport fails the request, and a redial would offer 0-RTT
+//     again, so the request is resent on a connection dialed without
+//     early data (it still resumes).
+//
+// A request with a body is resent only if its GetBody is set. Set the
+// fields before the first request; Close closes the connections.
 type RoundTripper struct {
-	// Transport carries the requests; it must not be nil.
-	Transport *http3.Transport
+	// TLSClientConfig is the client's TLS config; its ClientSessionCache
+	// holds the tickets (an adapter.ClientCache, for instance).
+	TLSClientConfig *tls.Config
+	// QUICConfig is the QUIC config of its connections; nil means
+	// quic-go's defaults.
+	QUICConfig *quic.Config
 	// NoEarly sends every request after the handshake: no 0-RTT.
 	NoEarly bool
 
-	resent atomic.Int64
+	once        sync.Once
+	early, late *http3.Transport
+	resent      atomic.Int64
 }
 
 var _ http.RoundTripper = (*RoundTripper)(nil)
+
+func (rt *RoundTripper) init() {
+	rt.once.Do(func() {
+		rt.early = &http3.Transport{TLSClientConfig: rt.TLSClientConfig, QUICConfig: rt.QUICConfig}
+		rt.late = &http3.Transport{
+			TLSClientConfig: rt.TLSClientConfig, QUICConfig: rt.QUICConfig,
+			Dial: func(ctx context.Context, addr string, tlsCfg *tls.Config, cfg *quic.Config) (*quic.Conn, error) {
+				return quic.DialAddr(ctx, addr, tlsCfg, cfg) // no 0-RTT
+			},
+		}
+	})
+}
 
 // Resent returns how many requests the RoundTripper resent after a refusal
 // of their early data.
 func (rt *RoundTripper) Resent() int64 { return rt.resent.Load() }
 
+// Close closes the RoundTripper's connections.
+func (rt *RoundTripper) Close() error {
+	rt.init()
+	return errors.Join(rt.early.Close(), rt.late.Close())
+}
+
 // RoundTrip implements http.RoundTripper.
 func (rt *RoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	rt.init()
 	send := req
 	early := false
 	if !rt.NoEarly {
@@ -49,31 +84,28 @@ func (rt *RoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 			early = true
 		}
 	}
-	resp, err := rt.Transport.RoundTrip(send)
-	refused := errors.Is(err, quic.Err0RTTRejected)
-	if err == nil && resp.StatusCode == http.StatusTooEarly && early {
+	resp, err := rt.early.RoundTrip(send)
+	via := rt.early // a 425: the same connection, after its handshake
+	switch {
+	case errors.Is(err, quic.Err0RTTRejected):
+		via = rt.late
+	case err == nil && early && resp.StatusCode == http.StatusTooEarly:
 		resp.Body.Close()
-		refused = true
-	}
-	if !refused {
+	default:
 		return resp, err
 	}
 	again := req.Clone(req.Context())
 	if req.Body != nil && req.Body != http.NoBody {
 		if req.GetBody == nil {
-			if err == nil {
-				err = errors.New("tlscache/quicadapter: 425 Too Early for a request whose body cannot be resent (set GetBody)")
-			}
-			return nil, err
+			return nil, errors.New("tlscache/quicadapter: early data refused for a request whose body cannot be resent (set GetBody)")
 		}
-		body, gerr := req.GetBody()
-		if gerr != nil {
-			return nil, gerr
+		body, err := req.GetBody()
+		if err != nil {
+			return nil, err
 		}
 		again.Body = body
 	}
-	again.Header.Del("Early-Data")
 	rt.resent.Add(1)
 	// Not a 0-RTT method: http3 waits for the handshake before sending it.
-	return rt.Transport.RoundTrip(again)
+	return via.RoundTrip(again)
 }

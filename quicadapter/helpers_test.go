@@ -103,6 +103,12 @@ type client struct {
 // dialH3 dials addr with 0-RTT if cfg's cache holds a ticket that allows
 // it.
 func dialH3(t *testing.T, addr net.Addr, cfg *tls.Config) *client {
+	return dialQUIC(t, addr, cfg, true)
+}
+
+// dialQUIC dials addr, early with 0-RTT if a ticket allows it, else after
+// the handshake (the client then opens no stream during the handshake).
+func dialQUIC(t *testing.T, addr net.Addr, cfg *tls.Config, early bool) *client {
 	t.Helper()
 	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -111,7 +117,11 @@ func dialH3(t *testing.T, addr net.Addr, cfg *tls.Config) *client {
 	tr := &quic.Transport{Conn: pc}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := tr.DialEarly(ctx, addr, cfg, &quic.Config{})
+	dial := tr.Dial
+	if early {
+		dial = tr.DialEarly
+	}
+	conn, err := dial(ctx, addr, cfg, &quic.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,6 +195,9 @@ type proxy struct {
 	recorded [][]byte
 	holding  bool
 	held     [][]byte
+	// holdingReplies holds back every datagram of the server's.
+	holdingReplies bool
+	heldReplies    [][]byte
 }
 
 func startProxy(t *testing.T, server *net.UDPAddr) *proxy {
@@ -210,14 +223,12 @@ func startProxy(t *testing.T, server *net.UDPAddr) *proxy {
 			p.mu.Lock()
 			p.client = from
 			p.recorded = append(p.recorded, d)
-			hold := p.holding && carriesHandshake(d)
-			if hold {
+			if p.holding && carriesHandshake(d) {
 				p.held = append(p.held, d)
+			} else {
+				up.Write(d) // under the lock: release keeps the order
 			}
 			p.mu.Unlock()
-			if !hold {
-				up.Write(d)
-			}
 		}
 	})
 	wg.Go(func() {
@@ -228,11 +239,12 @@ func startProxy(t *testing.T, server *net.UDPAddr) *proxy {
 				return
 			}
 			p.mu.Lock()
-			to := p.client
-			p.mu.Unlock()
-			if to != nil {
-				pc.WriteToUDP(buf[:n], to)
+			if p.holdingReplies {
+				p.heldReplies = append(p.heldReplies, append([]byte(nil), buf[:n]...))
+			} else if p.client != nil {
+				pc.WriteToUDP(buf[:n], p.client)
 			}
+			p.mu.Unlock()
 		}
 	})
 	t.Cleanup(func() {
@@ -255,12 +267,30 @@ func (p *proxy) hold() {
 // release forwards what was held, in order, and stops holding.
 func (p *proxy) release() {
 	p.mu.Lock()
-	held := p.held
-	p.held, p.holding = nil, false
-	p.mu.Unlock()
-	for _, d := range held {
+	defer p.mu.Unlock()
+	for _, d := range p.held {
 		p.upstream.Write(d)
 	}
+	p.held, p.holding = nil, false
+}
+
+// holdReplies holds back the server's datagrams, so that the client keeps
+// sending in 0-RTT (it has no 1-RTT keys before the server's reply).
+func (p *proxy) holdReplies() {
+	p.mu.Lock()
+	p.holdingReplies = true
+	p.mu.Unlock()
+}
+
+// releaseReplies forwards the server's datagrams held, in order, and stops
+// holding them.
+func (p *proxy) releaseReplies() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, d := range p.heldReplies {
+		p.pc.WriteToUDP(d, p.client)
+	}
+	p.heldReplies, p.holdingReplies = nil, false
 }
 
 // takeRecording returns the datagrams recorded so far and starts a new
