@@ -30,57 +30,6 @@ import (
 	"github.com/tlscache/tlscache/tlscache"
 )
 
-// seen is what a test handler saw of one request.
-type seen struct {
-	path     string
-	early    bool   // adapter.InEarlyData when the handler started
-	used0RTT bool   // the connection's early data was accepted
-	resumed  []byte // ID of the session the connection resumed from
-	rec      *adapter.ConnSessions
-}
-
-// recorder is a handler that records what it saw and answers its path.
-type recorder struct {
-	mu  sync.Mutex
-	all []seen
-}
-
-func (h *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s := seen{path: r.URL.Path, early: adapter.InEarlyData(r), rec: adapter.ConnSessionsFrom(r.Context())}
-	if c := ConnFrom(r.Context()); c != nil {
-		s.used0RTT = c.ConnectionState().Used0RTT
-	}
-	if s.rec != nil {
-		if res := s.rec.Resumed(); res != nil {
-			s.resumed = res.ID
-		}
-	}
-	h.mu.Lock()
-	h.all = append(h.all, s)
-	h.mu.Unlock()
-	fmt.Fprint(w, "ok ", r.URL.Path)
-}
-
-func (h *recorder) seen() []seen {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]seen(nil), h.all...)
-}
-
-// count returns how many requests for path the handler saw, and how many
-// of those came in 0-RTT on a connection resumed from the ticket id.
-func (h *recorder) count(path string, id []byte) (n, early int) {
-	for _, s := range h.seen() {
-		if s.path == path {
-			n++
-			if s.used0RTT && bytes.Equal(s.resumed, id) {
-				early++
-			}
-		}
-	}
-	return n, early
-}
-
 // TestResumeAnd0RTT: over HTTP/3, a second connection resumes from the
 // first one's ticket and its request goes in 0-RTT; a tracked connection's
 // handler sees the session it resumed from, the one the first connection

@@ -1,9 +1,11 @@
 package quicadapter
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -110,9 +112,18 @@ func dialH3(t *testing.T, addr net.Addr, cfg *tls.Config) *client {
 // the handshake (the client then opens no stream during the handshake).
 func dialQUIC(t *testing.T, addr net.Addr, cfg *tls.Config, early bool) *client {
 	t.Helper()
-	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	c, err := dialErr(t, addr, cfg, early)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return c
+}
+
+// dialErr is dialQUIC for goroutines other than the test's.
+func dialErr(t *testing.T, addr net.Addr, cfg *tls.Config, early bool) (*client, error) {
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return nil, err
 	}
 	tr := &quic.Transport{Conn: pc}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -123,7 +134,9 @@ func dialQUIC(t *testing.T, addr net.Addr, cfg *tls.Config, early bool) *client 
 	}
 	conn, err := dial(ctx, addr, cfg, &quic.Config{})
 	if err != nil {
-		t.Fatal(err)
+		tr.Close()
+		pc.Close()
+		return nil, err
 	}
 	c := &client{conn: conn, tr: tr, cc: (&http3.Transport{}).NewClientConn(conn)}
 	t.Cleanup(func() {
@@ -131,7 +144,22 @@ func dialQUIC(t *testing.T, addr net.Addr, cfg *tls.Config, early bool) *client 
 		tr.Close()
 		pc.Close()
 	})
-	return c
+	return c, nil
+}
+
+// doErr sends a request and returns its status, or the error.
+func (c *client) doErr(method, path string) (int, error) {
+	req, err := http.NewRequest(method, "https://localhost"+path, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := c.cc.RoundTrip(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, err
 }
 
 // do sends a request (method GET_0RTT sends it in 0-RTT) and returns
@@ -378,4 +406,55 @@ func replay(t *testing.T, addr *net.UDPAddr, datagrams [][]byte) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// seen is what a test handler saw of one request.
+type seen struct {
+	path     string
+	early    bool   // adapter.InEarlyData when the handler started
+	used0RTT bool   // the connection's early data was accepted
+	resumed  []byte // ID of the session the connection resumed from
+	rec      *adapter.ConnSessions
+}
+
+// recorder is a handler that records what it saw and answers its path.
+type recorder struct {
+	mu  sync.Mutex
+	all []seen
+}
+
+func (h *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s := seen{path: r.URL.Path, early: adapter.InEarlyData(r), rec: adapter.ConnSessionsFrom(r.Context())}
+	if c := ConnFrom(r.Context()); c != nil {
+		s.used0RTT = c.ConnectionState().Used0RTT
+	}
+	if s.rec != nil {
+		if res := s.rec.Resumed(); res != nil {
+			s.resumed = res.ID
+		}
+	}
+	h.mu.Lock()
+	h.all = append(h.all, s)
+	h.mu.Unlock()
+	fmt.Fprint(w, "ok ", r.URL.Path)
+}
+
+func (h *recorder) seen() []seen {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]seen(nil), h.all...)
+}
+
+// count returns how many requests for path the handler saw, and how many
+// of those came in 0-RTT on a connection resumed from the ticket id.
+func (h *recorder) count(path string, id []byte) (n, early int) {
+	for _, s := range h.seen() {
+		if s.path == path {
+			n++
+			if s.used0RTT && bytes.Equal(s.resumed, id) {
+				early++
+			}
+		}
+	}
+	return n, early
 }
