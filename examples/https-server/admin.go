@@ -20,6 +20,7 @@ import (
 
 	"github.com/tlscache/tlscache/adapter"
 	"github.com/tlscache/tlscache/fleet"
+	"github.com/tlscache/tlscache/quicadapter"
 	"github.com/tlscache/tlscache/tlscache"
 )
 
@@ -41,7 +42,8 @@ import (
 type admin struct {
 	cache  *tlscache.Cache
 	srv    *adapter.Server
-	tier   *fleet.Tier // nil without -redis
+	tier   *fleet.Tier         // nil without -redis
+	h3     *quicadapter.Server // nil without -http3
 	policy string
 	log    *slog.Logger
 	token  []byte   // SHA-256 of the bearer token; nil: no token
@@ -74,7 +76,7 @@ func (a *admin) routes() http.Handler {
 	mux.HandleFunc("POST /sessions/flush-all", a.flushAll)
 	mux.HandleFunc("GET /config", a.getConfig)
 	mux.HandleFunc("PATCH /config", a.patchConfig)
-	mux.Handle("GET /metrics", metricsHandler(a.cache, a.tier))
+	mux.Handle("GET /metrics", metricsHandler(a.cache, a.tier, earlyCollector{a.srv, a.h3}))
 	return a.guard(a.authorize(mux))
 }
 

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tlscache/tlscache/adapter"
@@ -33,7 +34,9 @@ func (a *app) routes() http.Handler {
 	mux.HandleFunc("POST /login", a.login)
 	mux.HandleFunc("POST /logout", a.logout)
 	mux.HandleFunc("GET /reconnect", reconnect)
-	return mux
+	// A login or logout in early data could be a replay: 425 Too Early,
+	// and the client resends it after the handshake (RFC 8470).
+	return adapter.TooEarly(mux, nil)
 }
 
 // connInfo is what GET / shows of the request's connection.
@@ -43,6 +46,7 @@ type connInfo struct {
 	Protocol    string         `json:"alpn,omitempty"`
 	ServerName  string         `json:"server_name,omitempty"`
 	Resumed     bool           `json:"resumed"`
+	EarlyData   bool           `json:"early_data"` // the request may have come in 0-RTT
 	ResumedFrom *sessionInfo   `json:"resumed_from,omitempty"`
 	Issued      []sessionInfo  `json:"issued"`
 	Policy      string         `json:"policy"`
@@ -85,6 +89,7 @@ func (a *app) info(r *http.Request) connInfo {
 		Protocol:    cs.NegotiatedProtocol,
 		ServerName:  cs.ServerName,
 		Resumed:     cs.DidResume,
+		EarlyData:   adapter.InEarlyData(r),
 		Issued:      []sessionInfo{},
 		Policy:      a.policy,
 		Mode:        a.cache.Mode().String(),
@@ -128,19 +133,21 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "login applies to -policy login only", http.StatusConflict)
 		return
 	}
-	added := 0
-	for _, s := range adapter.ConnSessionsFrom(r.Context()).All() {
+	var added atomic.Int64
+	// Approve, not All: over HTTP/3 the connection's ticket is issued after
+	// the handshake, possibly after this handler ran.
+	adapter.ConnSessionsFrom(r.Context()).Approve(func(s *tlscache.Session) {
 		if a.cache.Add(s) {
-			added++
+			added.Add(1)
 			if a.tier != nil { // the fleet resumes it too
-				if err := a.tier.Put(r.Context(), s); err != nil {
+				if err := a.tier.Put(context.Background(), s); err != nil {
 					a.log.Warn("login: session not shared with the fleet", "err", err)
 				}
 			}
 		}
-	}
-	a.log.Info("login", "sessions_added", added)
-	reply(w, r, map[string]int{"sessions_added": added})
+	})
+	a.log.Info("login", "sessions_added", added.Load())
+	reply(w, r, map[string]int64{"sessions_added": added.Load()})
 }
 
 // logout revokes the connection's sessions and their families (the

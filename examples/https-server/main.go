@@ -62,6 +62,8 @@ func main() {
 		singleUse = flag.Bool("single-use", false, "every session resumes at most once")
 		mode      = flag.String("mode", "", "extra mode flags, e.g. NoAutoClear|UpdateTime")
 		tls12     = flag.Bool("tls12", false, "offer TLS 1.2 only")
+		http3     = flag.Bool("http3", false, "serve HTTP/3 too, on the same port over UDP (Alt-Svc advertises it)")
+		earlyData = flag.String("early-data", "once", "HTTP/3 early data (0-RTT): once (per ticket), off, or single-use (tickets)")
 
 		adminAddr   = flag.String("admin", "127.0.0.1:9443", "admin API listen address (plain HTTP, loopback only); empty: no admin API")
 		adminToken  = flag.String("admin-token", "", "bearer token the admin API requires (default $TLSCACHE_ADMIN_TOKEN; the flag shows in ps)")
@@ -84,6 +86,7 @@ func main() {
 	if err := run(log, config{
 		addr: *addr, certFile: *certFile, keyFile: *keyFile, policy: *policy,
 		timeout: *timeout, size: *size, singleUse: *singleUse, mode: *mode, tls12: *tls12, idle: *idle, state: *stateFile,
+		http3: *http3, earlyData: *earlyData,
 		adminAddr: *adminAddr, adminToken: *adminToken, adminPublic: *adminPublic,
 		fleet: fleetConfig{redis: *redisAddr, master: *redisMaster, prefix: *redisPrefix, keysFile: *sealKeys, timeout: *storeTimeout},
 	}); err != nil {
@@ -96,7 +99,8 @@ type config struct {
 	addr, certFile, keyFile, policy, mode, state string
 	timeout, idle                                time.Duration
 	size                                         int
-	singleUse, tls12                             bool
+	singleUse, tls12, http3                      bool
+	earlyData                                    string
 
 	adminAddr, adminToken string
 	adminPublic           bool
@@ -108,6 +112,13 @@ func run(log *slog.Logger, cfg config) error {
 	mode, err := policyMode(cfg.policy, cfg.mode)
 	if err != nil {
 		return err
+	}
+	early, err := adapter.ParseEarlyDataPolicy(cfg.earlyData)
+	if err != nil {
+		return err
+	}
+	if cfg.http3 && cfg.tls12 {
+		return errors.New("-http3 needs TLS 1.3: drop -tls12")
 	}
 	var keepCert string
 	if cfg.state != "" {
@@ -154,7 +165,7 @@ func run(log *slog.Logger, cfg config) error {
 		cache: cache,
 		// Under -policy login, sessions issued on connections resumed from
 		// an approved session are approved too: clients rotate tickets.
-		srv:    adapter.NewServer(cache, &adapter.ServerOptions{SingleUse: cfg.singleUse, InheritApproval: true}),
+		srv:    adapter.NewServer(cache, serverOptions(cfg.singleUse, early, tier)),
 		policy: cfg.policy,
 		log:    log,
 		tier:   tier,
@@ -169,13 +180,14 @@ func run(log *slog.Logger, cfg config) error {
 		waitWatch := watchFleet(watchCtx, log, tier, app.srv)
 		defer func() { stopWatch(); waitWatch() }()
 	}
+	handler := app.routes()
 	// Timeouts, so that slow or quiet clients cannot hold connections (and
 	// file descriptors) for good: the TLS handshake and the request headers
 	// within ReadHeaderTimeout, the whole request within ReadTimeout, the
 	// answer within WriteTimeout, and keep-alive connections closed after
 	// IdleTimeout.
 	hs := &http.Server{
-		Handler:           app.routes(),
+		Handler:           handler,
 		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -195,6 +207,15 @@ func run(log *slog.Logger, cfg config) error {
 		return err
 	}
 	servers := []*serving{{name: "https", srv: hs, ln: ln, serve: func() error { return hs.ServeTLS(ln, "", "") }}}
+	var quic *h3
+	if cfg.http3 {
+		if quic, err = startHTTP3(log, app, ln.Addr(), tlsConfig, handler); err != nil {
+			ln.Close()
+			return err
+		}
+		hs.Handler = quic.altSvc(handler)
+		servers = append(servers, &serving{name: "http3", serve: quic.serve, shutdown: quic.shutdown})
+	}
 	if cfg.adminAddr != "" {
 		aln, err := listenAdmin(cfg.adminAddr, cfg.adminPublic, cfg.adminToken != "")
 		if err != nil {
@@ -202,6 +223,9 @@ func run(log *slog.Logger, cfg config) error {
 			return err
 		}
 		api := &admin{cache: cache, srv: app.srv, tier: tier, policy: cfg.policy, log: log, token: hashToken(cfg.adminToken), addr: aln.Addr()}
+		if quic != nil {
+			api.h3 = quic.qs
+		}
 		as := &http.Server{
 			Handler:           api.routes(),
 			ReadHeaderTimeout: 10 * time.Second,
@@ -221,11 +245,11 @@ func run(log *slog.Logger, cfg config) error {
 		go func() { errc <- s.serve() }()
 	}
 	log.Info("serving", "addr", ln.Addr().String(), "url", "https://"+ln.Addr().String()+"/",
-		"policy", cfg.policy, "mode", mode.String())
+		"policy", cfg.policy, "mode", mode.String(), "http3", cfg.http3, "early_data", early.String())
 	if cfg.adminAddr == "" {
 		log.Info("admin API off")
 	} else {
-		aln := servers[1].ln
+		aln := servers[len(servers)-1].ln
 		log.Info("admin", "addr", aln.Addr().String(), "url", "http://"+aln.Addr().String()+"/", "token", cfg.adminToken != "")
 		if tcp, ok := aln.Addr().(*net.TCPAddr); !ok || !tcp.IP.IsLoopback() {
 			log.Warn("THE ADMIN API IS REACHABLE FROM THE NETWORK over plain HTTP: anyone who sees its traffic learns the token",
@@ -246,7 +270,11 @@ func run(log *slog.Logger, cfg config) error {
 	var wg sync.WaitGroup
 	for i, s := range servers {
 		wg.Go(func() {
-			if err := s.srv.Shutdown(shutdownCtx); err != nil {
+			shutdown := s.shutdown
+			if shutdown == nil {
+				shutdown = s.srv.Shutdown
+			}
+			if err := shutdown(shutdownCtx); err != nil {
 				errs[i] = fmt.Errorf("shutting down the %s server: %w", s.name, err)
 			}
 		})
@@ -267,12 +295,23 @@ func run(log *slog.Logger, cfg config) error {
 	return nil
 }
 
-// serving is one of the servers run runs: HTTPS or admin.
+// serving is one of the servers run runs: HTTPS, HTTP/3 or admin.
 type serving struct {
-	name  string
-	srv   *http.Server
-	ln    net.Listener
-	serve func() error
+	name     string
+	srv      *http.Server
+	ln       net.Listener
+	serve    func() error
+	shutdown func(context.Context) error // nil: srv.Shutdown
+}
+
+// serverOptions are the adapter's options: under -redis, early data is
+// claimed in Redis, so that a ticket's is accepted once across the fleet.
+func serverOptions(singleUse bool, early adapter.EarlyDataPolicy, tier *fleet.Tier) *adapter.ServerOptions {
+	opts := &adapter.ServerOptions{SingleUse: singleUse, InheritApproval: true, EarlyData: early}
+	if tier != nil {
+		opts.EarlyDataClaims = tier
+	}
+	return opts
 }
 
 // policyMode returns the cache mode of a resumption policy, with the extra
