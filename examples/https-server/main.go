@@ -181,6 +181,9 @@ func run(log *slog.Logger, cfg config) error {
 		defer func() { stopWatch(); waitWatch() }()
 	}
 	handler := app.routes()
+	// HTTP/3 gets its own config: net/http changes the HTTPS one as it
+	// starts serving (h2), and the adapter binds each config it is given.
+	h3Config := tlsConfig.Clone()
 	// Timeouts, so that slow or quiet clients cannot hold connections (and
 	// file descriptors) for good: the TLS handshake and the request headers
 	// within ReadHeaderTimeout, the whole request within ReadTimeout, the
@@ -209,7 +212,7 @@ func run(log *slog.Logger, cfg config) error {
 	servers := []*serving{{name: "https", srv: hs, ln: ln, serve: func() error { return hs.ServeTLS(ln, "", "") }}}
 	var quic *h3
 	if cfg.http3 {
-		if quic, err = startHTTP3(log, app, ln.Addr(), tlsConfig, handler); err != nil {
+		if quic, err = startHTTP3(log, app, ln.Addr(), h3Config, handler); err != nil {
 			ln.Close()
 			return err
 		}
