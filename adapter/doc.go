@@ -74,6 +74,30 @@
 // sessions of a context, server name or family, or those matching a
 // predicate such as a client certificate (RevokeFunc).
 //
+// # Early data
+//
+// crypto/tls accepts early data (0-RTT) only over QUIC, for the first
+// identity a ClientHello offers, when the ticket allows it, and it checks
+// no ticket age and keeps no record of use: a recorded 0-RTT flight can be
+// replayed. ServerOptions.EarlyData is the replay defence: EarlyDataOnce
+// (the default) accepts a ticket's early data at most once, claimed
+// atomically in ServerOptions.EarlyDataClaims (in process, or a fleet.Tier
+// across a fleet), and a later use resumes without it; EarlyDataOff
+// refuses early data; EarlyDataSingleUse takes the ticket of a resumption
+// that offers early data. Server.EarlyDataStats counts offers, accepts and
+// replays. A 0-RTT resumption whose session came from the store makes one
+// store call more: the claim. Handlers tell a request that may be a replay
+// with InEarlyData; TooEarly and RejectEarly answer 425 Too Early (RFC
+// 8470). ConnSessions.Approve approves the sessions a connection issues
+// later, as QUIC servers issue their ticket after the handshake (package
+// quicadapter serves HTTP/3).
+//
+// Known limit: crypto/tls calls UnwrapSession before it checks the PSK
+// binder, so a copied identity offered with a bad binder fails its
+// handshake but has claimed the ticket's early data (or taken a single-use
+// ticket): the genuine client loses 0-RTT (or resumption), and nothing is
+// replayed.
+//
 // # Client
 //
 // ClientCache is a tls.ClientSessionCache on the same core: the Client mode

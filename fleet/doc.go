@@ -25,6 +25,12 @@
 // the fleet: a take from the internal tier is confirmed by an atomic take
 // from the store, and loses if another server took the session first.
 //
+// Early data (0-RTT) is accepted once per ticket across the fleet when the
+// tier is the adapter's claimer (adapter.ServerOptions.EarlyDataClaims):
+// Claim records the ticket in the store (redisstore: SET NX PX), and the
+// first server to claim it wins. A claim that fails refuses the early
+// data; the handshake goes on without it.
+//
 // # Failure
 //
 // The TLS hooks have no context, so every store call runs under a

@@ -44,7 +44,8 @@
 //
 // A Store is the small interface a shared cache implements (context first,
 // bytes, a TTL, Take for single use, ErrCacheMiss), and a Watcher one that
-// reports what other processes deleted. MemoryStore implements both in
+// reports what other processes deleted; a Claimer records a key once (for
+// the early-data claims of a fleet). MemoryStore implements all three in
 // process; package github.com/tlscache/tlscache/redisstore implements them
 // on Redis; package github.com/tlscache/tlscache/fleet turns a Store into
 // the three hooks, sealing each session, bounding each call with a
