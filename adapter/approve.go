@@ -10,8 +10,12 @@ import "github.com/tlscache/tlscache/tlscache"
 // approves with Approve rather than All still approves that ticket. approve
 // runs without the record's lock, possibly in a handshake's goroutine; it
 // sees each session once. A typical approve is cache.Add, plus
-// fleet.Tier.Put across a fleet.
+// fleet.Tier.Put across a fleet. On a nil record (an untracked
+// connection) it approves nothing.
 func (c *ConnSessions) Approve(approve func(*tlscache.Session)) {
+	if c == nil {
+		return
+	}
 	c.mu.Lock()
 	c.approvers = append(c.approvers, approve)
 	now := c.allLocked() // under the same lock: each session once

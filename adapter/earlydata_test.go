@@ -285,4 +285,5 @@ func TestApproveOnce(t *testing.T) {
 	if got, want := strings.Join(got, " "), "r a b"; got != want {
 		t.Fatalf("approved %q, want %q", got, want)
 	}
+	ConnSessionsFrom(context.Background()).Approve(func(*tlscache.Session) { t.Fatal("an untracked connection approved a session") })
 }
