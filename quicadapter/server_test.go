@@ -2,6 +2,7 @@ package quicadapter
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -133,4 +134,25 @@ func loginAndResume(t *testing.T, addr net.Addr) error {
 		return fmt.Errorf("GET /: %d %v", code, err)
 	}
 	return nil
+}
+
+// FuzzSettingsRecord feeds any bytes as a ticket's SETTINGS record: no
+// panic, and a record accepted for a server is one whose limits it meets.
+func FuzzSettingsRecord(f *testing.F) {
+	f.Add(h3Settings{maxFieldSectionSize: 1 << 16}.marshal()[len(settingsTag):])
+	f.Add([]byte{})
+	now := h3Settings{maxFieldSectionSize: 1 << 16}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		rec := append(append([]byte(nil), settingsTag...), b...)
+		if now.compatible([][]byte{rec}) {
+			old, n := binary.Varint(b)
+			if n <= 0 {
+				t.Fatalf("record %x accepted without a header limit", b)
+			}
+			dg, m := binary.Uvarint(b[n:])
+			if old > now.maxFieldSectionSize || dg != 0 || m <= 0 || n+m != len(b) {
+				t.Fatalf("record %x accepted: limit %d, datagrams %d, %d bytes", b, old, dg, len(b))
+			}
+		}
+	})
 }
