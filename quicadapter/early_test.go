@@ -82,12 +82,11 @@ func TestResumeAnd0RTT(t *testing.T) {
 // addr, and its ID, which h (the server's handler) saw issued.
 func ticket(t *testing.T, addr net.Addr, h *recorder) (export, id []byte) {
 	t.Helper()
-	cache := adapter.NewClientCache(nil, nil)
-	c := dialH3(t, addr, clientTLS(cache))
-	if code, _ := c.do(t, http.MethodGet, "/ticket"); code != http.StatusOK {
-		t.Fatalf("GET /ticket: %d", code)
+	_, cache := withTicket(t, addr)
+	export, err := cache.Export("localhost")
+	if err != nil {
+		t.Fatal(err)
 	}
-	export = waitTicket(t, cache)
 	all := h.seen()
 	issued := all[len(all)-1].rec.Issued()
 	if len(issued) != 1 {
@@ -199,19 +198,13 @@ func TestReplayRunsHandlerOnce(t *testing.T) {
 			tlsConf := serverTLS()
 			a := startH3(t, srv, tlsConf, h, nil)
 			b := startH3(t, srv, tlsConf, h, nil)
-			cache := adapter.NewClientCache(nil, nil)
-			cfg := clientTLS(cache)
-			c := dialH3(t, a.addr, cfg)
-			if code, _ := c.do(t, http.MethodGet, "/ticket"); code != http.StatusOK {
-				t.Fatalf("GET /ticket: %d", code)
-			}
-			waitTicket(t, cache)
+			cfg, _ := withTicket(t, a.addr)
 
 			// The server's replies are held until the request has run, so
 			// that the client sends it in 0-RTT, not after the handshake.
 			p := startProxy(t, a.addr)
 			p.holdReplies()
-			c = dialH3(t, p.addr(), cfg)
+			c := dialH3(t, p.addr(), cfg)
 			str := c.sendEarly(t, http.MethodGet, "/replay")
 			waitFor(t, "the early request at the server", 5*time.Second, func() bool {
 				n, _ := h.count("/replay", nil)
@@ -264,13 +257,7 @@ func TestTooEarly(t *testing.T) {
 		arrived.Add(1)
 		tooEarly.ServeHTTP(w, r)
 	}), nil)
-	cache := adapter.NewClientCache(nil, nil)
-	cfg := clientTLS(cache)
-	c := dialH3(t, s.addr, cfg)
-	if code, _ := c.do(t, http.MethodGet, "/ticket"); code != http.StatusOK {
-		t.Fatalf("GET /ticket: %d", code)
-	}
-	waitTicket(t, cache)
+	cfg, _ := withTicket(t, s.addr)
 
 	// The client's handshake completion is held back for the whole early
 	// phase, and the server's replies until both requests have arrived, so
@@ -278,7 +265,7 @@ func TestTooEarly(t *testing.T) {
 	p := startProxy(t, s.addr)
 	p.hold()
 	p.holdReplies()
-	c = dialH3(t, p.addr(), cfg)
+	c := dialH3(t, p.addr(), cfg)
 	post := c.sendEarly(t, http.MethodPost, "/transfer")
 	get := c.sendEarly(t, http.MethodGet, "/info")
 	waitFor(t, "both early requests at the server", 5*time.Second, func() bool { return arrived.Load() == 3 })
@@ -344,15 +331,7 @@ func readStatus(t *testing.T, str *http3.RequestStream) int {
 // a login sent in 0-RTT approves the ticket its connection issues after
 // the handshake, and that ticket then resumes.
 func TestLoginApprovesInEarlyData(t *testing.T) {
-	cache := tlscache.New(&tlscache.Options{Mode: tlscache.Server | tlscache.NoInternalStore})
-	h := &recorder{}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/login", func(w http.ResponseWriter, r *http.Request) {
-		adapter.ConnSessionsFrom(r.Context()).Approve(func(s *tlscache.Session) { cache.Add(s) })
-		h.ServeHTTP(w, r)
-	})
-	mux.Handle("/", h)
-	s := startH3(t, adapter.NewServer(cache, nil), nil, mux, nil)
+	s, cache, _ := startLogin(t)
 	clients := adapter.NewClientCache(nil, nil)
 	cfg := clientTLS(clients)
 

@@ -458,3 +458,33 @@ func (h *recorder) count(path string, id []byte) (n, early int) {
 	}
 	return n, early
 }
+
+// withTicket returns a client config whose cache holds the ticket of one
+// full handshake with addr (a GET /ticket).
+func withTicket(t *testing.T, addr net.Addr) (*tls.Config, *adapter.ClientCache) {
+	t.Helper()
+	cache := adapter.NewClientCache(nil, nil)
+	cfg := clientTLS(cache)
+	c := dialH3(t, addr, cfg)
+	if code, _ := c.do(t, http.MethodGet, "/ticket"); code != http.StatusOK {
+		t.Fatalf("GET /ticket: %d", code)
+	}
+	waitTicket(t, cache)
+	return cfg, cache
+}
+
+// startLogin serves controlled resumption (NoInternalStore): /login
+// approves its connection's sessions, those issued later included; every
+// request is recorded.
+func startLogin(t *testing.T) (*h3server, *tlscache.Cache, *recorder) {
+	t.Helper()
+	cache := tlscache.New(&tlscache.Options{Mode: tlscache.Server | tlscache.NoInternalStore})
+	h := &recorder{}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/login", func(w http.ResponseWriter, r *http.Request) {
+		adapter.ConnSessionsFrom(r.Context()).Approve(func(s *tlscache.Session) { cache.Add(s) })
+		h.ServeHTTP(w, r)
+	})
+	mux.Handle("/", h)
+	return startH3(t, adapter.NewServer(cache, nil), nil, mux, nil), cache, h
+}

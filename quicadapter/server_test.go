@@ -56,15 +56,7 @@ func TestSettingsCompatible(t *testing.T) {
 // next connection resumes from it; its handler sees the session it resumed
 // from. Eight clients at once, under -race.
 func TestLoginApprovesConnectionTicket(t *testing.T) {
-	cache := tlscache.New(&tlscache.Options{Mode: tlscache.Server | tlscache.NoInternalStore})
-	h := &recorder{}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/login", func(w http.ResponseWriter, r *http.Request) {
-		adapter.ConnSessionsFrom(r.Context()).Approve(func(s *tlscache.Session) { cache.Add(s) })
-		h.ServeHTTP(w, r)
-	})
-	mux.Handle("/", h)
-	s := startH3(t, adapter.NewServer(cache, nil), nil, mux, nil)
+	s, cache, h := startLogin(t)
 
 	const n = 8
 	var wg sync.WaitGroup
