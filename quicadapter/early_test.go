@@ -162,12 +162,15 @@ func TestOneTicketEightClients(t *testing.T) {
 				t.Fatalf("handler ran %d times, %d of them in 0-RTT; want %d and %d; %+v %+v", got, early, n, tc.early, s.srv.EarlyDataStats(), s.qs.Stats())
 			}
 			// http3.Transport redials a connection whose 0-RTT was
-			// refused once by itself, offering the ticket again: the
-			// counts of refusals are at least those of the clients.
+			// refused once by itself, in 0-RTT again: with the shared
+			// ticket (another offer, refused) or with the one the refused
+			// connection got (which may be accepted). So the counters are
+			// at least the clients'; the shared ticket's early data was
+			// accepted once, as the handler saw above.
 			st := s.srv.EarlyDataStats()
-			if st.Accepted != tc.stats.Accepted || st.Offered < tc.stats.Offered || st.Replays < tc.stats.Replays || st.Refused < tc.stats.Refused ||
-				st.Offered != st.Accepted+st.Replays+st.Refused {
-				t.Fatalf("EarlyDataStats = %+v, want at least %+v, exactly its Accepted", st, tc.stats)
+			if st.Offered < tc.stats.Offered || st.Accepted < tc.stats.Accepted || st.Replays < tc.stats.Replays || st.Refused < tc.stats.Refused ||
+				st.Offered != st.Accepted+st.Replays+st.Refused || (tc.policy == adapter.EarlyDataOff && st.Accepted != 0) {
+				t.Fatalf("EarlyDataStats = %+v, want at least %+v", st, tc.stats)
 			}
 			// Offered counts the resumptions from the shared ticket; the
 			// resends go without early data.
@@ -436,10 +439,11 @@ func TestFleetEarlyDataOnce(t *testing.T) {
 			sum.Refused += st.Refused
 		}
 		// http3.Transport redials a connection whose 0-RTT was refused
-		// once by itself, offering the ticket again: at least n offers.
-		accepted := int64(round + 1)
-		if got != n || early != 1 || sum.Accepted != accepted || sum.Offered < n*accepted || sum.Replays != sum.Offered-accepted || sum.Refused != 0 {
-			t.Fatalf("round %d: handler ran %d times, %d in 0-RTT from the ticket; counters %+v, want %d accepted, the other offers replays", round, got, early, sum, accepted)
+		// once by itself, in 0-RTT again (see TestOneTicketEightClients):
+		// the counters are at least the clients'.
+		rounds := int64(round + 1)
+		if got != n || early != 1 || sum.Accepted < rounds || sum.Replays < (n-1)*rounds || sum.Refused != 0 || sum.Offered != sum.Accepted+sum.Replays {
+			t.Fatalf("round %d: handler ran %d times, %d in 0-RTT from the ticket; counters %+v", round, got, early, sum)
 		}
 		t.Logf("round %d: %d clients on 2 servers, 0-RTT accepted once, %d resent; counters so far %+v", round, n, resent, sum)
 	}
