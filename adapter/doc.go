@@ -17,7 +17,8 @@
 // TLS 1.3 ClientHello; only identities of IDLen bytes (the only ones a
 // Server issues) are looked up, and only the first of them: a handshake
 // makes at most one lookup and one new session, so at most two store calls
-// (package fleet), whatever a ClientHello carries. A TLS 1.2 resumption hands out the same identity again, so it
+// (package fleet), whatever a ClientHello carries; a QUIC resumption that
+// offers early data adds its claim (see EarlyDataPolicy), a third. A TLS 1.2 resumption hands out the same identity again, so it
 // does not grow the cache (crypto/tls re-issues a ticket after every TLS 1.2
 // resumption, with the same secret and creation time).
 //

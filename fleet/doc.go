@@ -54,8 +54,9 @@
 // of a key) backs off per shard: the other masters' sessions keep
 // resuming, and a key whose master changed (a replica promoted) is tried
 // at once. What a failing store adds to a handshake, which makes at most
-// two store calls: a refused connection, a round trip; a hung store, at
-// most two deadlines (2 x 200 ms), for the handshakes before the back-off
+// two store calls (three for a QUIC resumption that offers early data: its
+// claim): a refused connection, a round trip; a hung store, at most two
+// deadlines (2 x 200 ms; three with the claim), for the handshakes before the back-off
 // starts (once failures are half the window's calls: at once for a store
 // that fails from the start, within a window for one that was busy) and
 // for one probe per back-off. Options.Logger gets a
