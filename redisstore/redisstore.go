@@ -172,7 +172,10 @@ func (s *Store) Take(ctx context.Context, key string) ([]byte, error) {
 	return b, nil
 }
 
-// Claim implements tlscache.Claimer with SET NX PX.
+// Claim implements tlscache.Claimer with SET NX PX. A claim that Redis
+// evicts under maxmemory lets its ticket's early data be accepted once
+// more: run the fleet's Redis with maxmemory-policy noeviction (sessions
+// and claims expire by their TTLs).
 func (s *Store) Claim(ctx context.Context, key string, ttl time.Duration) (bool, error) {
 	if ttl <= 0 {
 		return false, nil
