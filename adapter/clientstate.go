@@ -63,7 +63,7 @@ func decodeClientState(b []byte) (*tls.ClientSessionState, error) {
 	}
 	ss, err := tls.ParseSessionState(state)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidExport, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalidExport, err)
 	}
 	return tls.NewResumptionState(ticket, ss)
 }
@@ -170,7 +170,7 @@ func (cc *ClientCache) ImportAll(b []byte) (int, error) {
 func parseExport(b []byte) (*tlscache.Session, error) {
 	s := new(tlscache.Session)
 	if err := s.UnmarshalBinary(b); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidExport, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalidExport, err)
 	}
 	cs, err := decodeClientState(s.State)
 	if err != nil {

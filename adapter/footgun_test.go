@@ -2,6 +2,7 @@ package adapter
 
 import (
 	"context"
+	"errors"
 	"crypto/tls"
 	"net/http"
 	"net/http/httptest"
@@ -35,5 +36,19 @@ func TestConnSessionsNilSafe(t *testing.T) {
 	}
 	if ConnSessionsFrom(context.Background()).All() != nil {
 		t.Error("All() on no connection at all")
+	}
+}
+
+// An import error keeps the whole chain: the adapter's sentinel and the
+// core's.
+func TestImportErrorChain(t *testing.T) {
+	s := &tlscache.Session{ID: []byte("x")}
+	b, err := s.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = NewClientCache(nil, nil).Import(b[:len(b)-1]) // truncated
+	if !errors.Is(err, ErrInvalidExport) || !errors.Is(err, tlscache.ErrInvalidSession) {
+		t.Errorf("Import of a truncated export: %v; want ErrInvalidExport and tlscache.ErrInvalidSession", err)
 	}
 }

@@ -94,7 +94,7 @@ func open(keys []Key, key string, value []byte) (*tlscache.Session, error) {
 	}
 	s := new(tlscache.Session)
 	if err := s.UnmarshalBinary(plain); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnsealed, err)
+		return nil, fmt.Errorf("%w: %w", ErrUnsealed, err)
 	}
 	if !bytes.Equal(s.IDContext, idContext) || storeKey(s.ID) != key {
 		return nil, fmt.Errorf("%w: sealed for another session", ErrUnsealed)
