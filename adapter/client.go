@@ -59,9 +59,19 @@ var _ tls.ClientSessionCache = (*ClientCache)(nil)
 // NewClientCache returns a ClientCache on cache. A nil cache means a new
 // one in mode Client with the default size and timeout; a nil opts means
 // the defaults.
+//
+// A cache whose mode has the Server bit and not the Client bit (what
+// tlscache.New gives without Options.Mode) would store no client session:
+// NewClientCache adds the Client bit to its mode, since a cache handed to a
+// ClientCache is for client sessions. A cache in mode Off (or with only
+// NoInternal bits and such) keeps its mode: automatic storage is off by
+// choice, and sessions added by hand still resume.
 func NewClientCache(cache *tlscache.Cache, opts *ClientOptions) *ClientCache {
 	if cache == nil {
 		cache = tlscache.New(&tlscache.Options{Mode: tlscache.Client})
+	}
+	if m := cache.Mode(); m&tlscache.Server != 0 && m&tlscache.Client == 0 {
+		cache.SetMode(m | tlscache.Client)
 	}
 	cc := &ClientCache{cache: cache}
 	if opts != nil {

@@ -52,3 +52,30 @@ func TestImportErrorChain(t *testing.T) {
 		t.Errorf("Import of a truncated export: %v; want ErrInvalidExport and tlscache.ErrInvalidSession", err)
 	}
 }
+
+// A cache made with tlscache.New's default mode (Server) and handed to a
+// ClientCache stores client sessions: its new hook sees the handshake's
+// session, and the next connection resumes.
+func TestClientCacheOnDefaultCache(t *testing.T) {
+	server, client := testConfigs(t, tls.VersionTLS13)
+	if err := NewServer(tlscache.New(nil), nil).Install(server); err != nil {
+		t.Fatal(err)
+	}
+	var reported int
+	cache := tlscache.New(&tlscache.Options{NewHook: func(*tlscache.Session) error { reported++; return nil }})
+	NewClientCache(cache, nil).Install(client)
+	if cache.Mode()&tlscache.Client == 0 {
+		t.Fatalf("mode %v: no Client bit", cache.Mode())
+	}
+	pipeHandshake(t, server, client)
+	if !pipeHandshake(t, server, client).DidResume || reported == 0 {
+		t.Errorf("resumed: no; new hook called %d times", reported)
+	}
+
+	off := tlscache.New(nil)
+	off.SetMode(tlscache.Off)
+	NewClientCache(off, nil)
+	if off.Mode() != tlscache.Off {
+		t.Errorf("a cache in mode Off became %v", off.Mode())
+	}
+}
