@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 
+	"github.com/tlscache/tlscache/internal/atomicfile"
 	"github.com/tlscache/tlscache/tlscache"
 )
 
@@ -87,23 +87,7 @@ func (cc *ClientCache) write(sync bool) error {
 	if err != nil {
 		return err
 	}
-	path := cc.file.path
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*") // mode 0600
-	if err != nil {
-		return fmt.Errorf("tlscache/adapter: session file: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // after a failure; gone already after the rename
-	_, err = tmp.Write(b)
-	if err == nil && sync {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
+	if err := atomicfile.Write(cc.file.path, b, sync); err != nil {
 		return fmt.Errorf("tlscache/adapter: session file: %w", err)
 	}
 	return nil

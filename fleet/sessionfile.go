@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
+	"github.com/tlscache/tlscache/internal/atomicfile"
 	"github.com/tlscache/tlscache/tlscache"
 )
 
@@ -56,7 +56,10 @@ func SaveSessions(path string, cache *tlscache.Cache, keys []Key) error {
 		n++
 	}
 	binary.BigEndian.PutUint32(out[len(fileMagic):], uint32(n))
-	return writeFile(path, out)
+	if err := atomicfile.Write(path, out, true); err != nil {
+		return fmt.Errorf("fleet: session file: %w", err)
+	}
+	return nil
 }
 
 // LoadSessions adds the sessions of a file SaveSessions wrote to cache
@@ -120,27 +123,4 @@ func LoadSessions(path string, cache *tlscache.Cache, keys []Key) (int, error) {
 		return added, fmt.Errorf("fleet: %d of %d saved sessions skipped: %w", bad, len(records), ErrUnsealed)
 	}
 	return added, nil
-}
-
-// writeFile replaces path with b atomically, mode 0600.
-func writeFile(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*") // mode 0600
-	if err != nil {
-		return fmt.Errorf("fleet: session file: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // after a failure; gone already after the rename
-	_, err = tmp.Write(b)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		return fmt.Errorf("fleet: session file: %w", err)
-	}
-	return nil
 }

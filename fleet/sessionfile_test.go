@@ -3,7 +3,6 @@ package fleet_test
 import (
 	"crypto/tls"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -11,38 +10,10 @@ import (
 
 	"github.com/tlscache/tlscache/adapter"
 	"github.com/tlscache/tlscache/fleet"
+	"github.com/tlscache/tlscache/internal/loopback"
 	"github.com/tlscache/tlscache/internal/testcert"
 	"github.com/tlscache/tlscache/tlscache"
 )
-
-// connect makes one TLS connection over loopback TCP to a server on
-// serverConfig and reports whether it resumed.
-func connect(t *testing.T, serverConfig, clientConfig *tls.Config) bool {
-	t.Helper()
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", serverConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		c.Write([]byte{1}) // a TLS 1.3 client reads its ticket with this
-		io.Copy(io.Discard, c)
-	}()
-	c, err := tls.Dial("tcp", ln.Addr().String(), clientConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := c.Read(make([]byte, 1)); err != nil {
-		t.Fatal(err)
-	}
-	return c.ConnectionState().DidResume
-}
 
 // A server restarted with the sessions it saved resumes its clients.
 func TestSessionsSurviveRestart(t *testing.T) {
@@ -65,7 +36,7 @@ func TestSessionsSurviveRestart(t *testing.T) {
 				ClientSessionCache: tls.NewLRUClientSessionCache(8)}
 
 			cache, server := start()
-			if connect(t, server, client) {
+			if loopback.Connect(t, server, client).DidResume {
 				t.Fatal("the first connection resumed")
 			}
 			if err := fleet.SaveSessions(file, cache, keys); err != nil {
@@ -77,8 +48,8 @@ func TestSessionsSurviveRestart(t *testing.T) {
 
 			// Without the file, the restarted server makes a full handshake.
 			_, fresh := start()
-			if connect(t, fresh, &tls.Config{RootCAs: pool, ServerName: "localhost", MaxVersion: version,
-				ClientSessionCache: cloneOne(t, client)}) {
+			if loopback.Connect(t, fresh, &tls.Config{RootCAs: pool, ServerName: "localhost", MaxVersion: version,
+				ClientSessionCache: cloneOne(t, client)}).DidResume {
 				t.Fatal("a server that loaded nothing resumed")
 			}
 
@@ -87,7 +58,7 @@ func TestSessionsSurviveRestart(t *testing.T) {
 			if err != nil || n != 1 {
 				t.Fatalf("LoadSessions = %d, %v; want 1 session", n, err)
 			}
-			if !connect(t, server, client) {
+			if !loopback.Connect(t, server, client).DidResume {
 				t.Fatal("the restarted server did not resume the saved session")
 			}
 		})

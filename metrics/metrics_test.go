@@ -2,7 +2,6 @@ package metrics_test
 
 import (
 	"crypto/tls"
-	"io"
 	"reflect"
 	"strings"
 	"testing"
@@ -15,39 +14,11 @@ import (
 
 	"github.com/tlscache/tlscache/adapter"
 	"github.com/tlscache/tlscache/fleet"
+	"github.com/tlscache/tlscache/internal/loopback"
 	"github.com/tlscache/tlscache/internal/testcert"
 	"github.com/tlscache/tlscache/metrics"
 	"github.com/tlscache/tlscache/tlscache"
 )
-
-// handshake runs one TLS connection over loopback TCP and reports whether it
-// resumed.
-func handshake(t *testing.T, server, client *tls.Config) bool {
-	t.Helper()
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", server)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		c.Write([]byte("x")) // a TLS 1.3 client reads its ticket with this
-		io.Copy(io.Discard, c)
-		c.Close()
-	}()
-	c, err := tls.Dial("tcp", ln.Addr().String(), client)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := c.Read(make([]byte, 1)); err != nil {
-		t.Fatal(err)
-	}
-	return c.ConnectionState().DidResume
-}
 
 // scrape gathers reg, writes it in the text format and parses it back, as
 // a Prometheus server would.
@@ -112,7 +83,7 @@ func TestCollectorEqualsStats(t *testing.T) {
 			client.MaxVersion = tls.VersionTLS12
 		}
 		for range 2 {
-			if handshake(t, serverConfig, client) {
+			if loopback.Connect(t, serverConfig, client).DidResume {
 				resumed++
 			}
 		}
