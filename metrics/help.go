@@ -37,6 +37,13 @@ var tierHelp = map[string]string{
 	"Deadline":      "Deadline of the next store call.",
 }
 
+var earlyHelp = map[string]string{
+	"Offered":  "Resumptions that offered early data (0-RTT) with a ticket allowing it.",
+	"Accepted": "Early data the policy accepted.",
+	"Replays":  "Early data refused: the ticket's early data was used already (a replay).",
+	"Refused":  "Early data refused otherwise (policy off, claim failed).",
+}
+
 // names renames the fields whose JSON name does not read well as a metric.
 var names = map[string]string{
 	"Number": "sessions",

@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/tlscache/tlscache/adapter"
 	"github.com/tlscache/tlscache/fleet"
 	"github.com/tlscache/tlscache/tlscache"
 )
@@ -13,7 +14,11 @@ func TestEveryFieldHasHelp(t *testing.T) {
 	for _, c := range []struct {
 		t    reflect.Type
 		help map[string]string
-	}{{reflect.TypeFor[tlscache.Stats](), cacheHelp}, {reflect.TypeFor[fleet.Stats](), tierHelp}} {
+	}{
+		{reflect.TypeFor[tlscache.Stats](), cacheHelp},
+		{reflect.TypeFor[fleet.Stats](), tierHelp},
+		{reflect.TypeFor[adapter.EarlyDataStats](), earlyHelp},
+	} {
 		for i := range c.t.NumField() {
 			if name := c.t.Field(i).Name; c.help[name] == "" {
 				t.Errorf("%s.%s has no help text", c.t, name)

@@ -1,5 +1,5 @@
 // Package metrics exports a [tlscache.Cache]'s statistics, and those of the
-// [fleet.Tier] behind it, to Prometheus.
+// [fleet.Tier] behind it and of the [adapter.Server] on it, to Prometheus.
 //
 // One line registers them with a server's registry:
 //
@@ -7,7 +7,8 @@
 //
 // Every counter of [tlscache.Stats] becomes tlscache_NAME_total and every
 // counter of [fleet.Stats] tlscache_fleet_NAME_total, where NAME is the
-// field's JSON name (hits, cache_full, back_offs, ...); the number of
+// field's JSON name (hits, cache_full, back_offs, ...), and every counter of
+// [adapter.EarlyDataStats] tlscache_early_data_NAME_total; the number of
 // sessions, the settings (size limit, timeout, mode) and the tier's state
 // (pending removals, backing off) are gauges. The values are read at each
 // scrape, so they equal what Stats returns at that moment.
@@ -22,6 +23,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tlscache/tlscache/adapter"
 	"github.com/tlscache/tlscache/fleet"
 	"github.com/tlscache/tlscache/tlscache"
 )
@@ -35,16 +37,21 @@ type Options struct {
 	ConstLabels prometheus.Labels
 	// Tier, if set, adds the fleet tier's counters.
 	Tier *fleet.Tier
+	// Server, if set, adds the adapter's early-data (0-RTT) counters
+	// ([adapter.Server.EarlyDataStats]) as tlscache_early_data_NAME_total.
+	Server *adapter.Server
 }
 
 // Collector is a [prometheus.Collector] for a cache and, optionally, its
 // fleet tier. It is safe for concurrent scrapes.
 type Collector struct {
-	cache *tlscache.Cache
-	tier  *fleet.Tier
+	cache  *tlscache.Cache
+	tier   *fleet.Tier
+	server *adapter.Server
 
 	cacheStats []field
 	tierStats  []field
+	earlyStats []field
 	settings   []*prometheus.Desc // size_limit, timeout_seconds, mode
 }
 
@@ -67,10 +74,13 @@ func NewCollector(c *tlscache.Cache, opts *Options) *Collector {
 	if o.Namespace == "" {
 		o.Namespace = "tlscache"
 	}
-	col := &Collector{cache: c, tier: o.Tier}
+	col := &Collector{cache: c, tier: o.Tier, server: o.Server}
 	col.cacheStats = fields(reflect.TypeFor[tlscache.Stats](), o.Namespace, "", cacheHelp, o.ConstLabels)
 	if o.Tier != nil {
 		col.tierStats = fields(reflect.TypeFor[fleet.Stats](), o.Namespace, "fleet", tierHelp, o.ConstLabels)
+	}
+	if o.Server != nil {
+		col.earlyStats = fields(reflect.TypeFor[adapter.EarlyDataStats](), o.Namespace, "early_data", earlyHelp, o.ConstLabels)
 	}
 	for _, s := range settingsHelp {
 		col.settings = append(col.settings,
@@ -137,6 +147,9 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, f := range c.tierStats {
 		ch <- f.desc
 	}
+	for _, f := range c.earlyStats {
+		ch <- f.desc
+	}
 	for _, d := range c.settings {
 		ch <- d
 	}
@@ -147,6 +160,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	collect(ch, c.cacheStats, reflect.ValueOf(c.cache.Stats()))
 	if c.tier != nil {
 		collect(ch, c.tierStats, reflect.ValueOf(c.tier.Stats()))
+	}
+	if c.server != nil {
+		collect(ch, c.earlyStats, reflect.ValueOf(c.server.EarlyDataStats()))
 	}
 	ch <- prometheus.MustNewConstMetric(c.settings[0], prometheus.GaugeValue, float64(c.cache.Size()))
 	ch <- prometheus.MustNewConstMetric(c.settings[1], prometheus.GaugeValue, c.cache.Timeout().Seconds())

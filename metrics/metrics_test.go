@@ -69,12 +69,13 @@ func TestCollectorEqualsStats(t *testing.T) {
 		t.Fatal(err)
 	}
 	cache := tlscache.New(tier.Hooks(&tlscache.Options{Size: 3}))
-	if err := adapter.NewServer(cache, nil).Install(serverConfig); err != nil {
+	srv := adapter.NewServer(cache, nil)
+	if err := srv.Install(serverConfig); err != nil {
 		t.Fatal(err)
 	}
 
 	reg := prometheus.NewPedanticRegistry() // checks Describe against Collect
-	reg.MustRegister(metrics.NewCollector(cache, &metrics.Options{Tier: tier}))
+	reg.MustRegister(metrics.NewCollector(cache, &metrics.Options{Tier: tier, Server: srv}))
 
 	resumed := 0
 	for i := range 6 {
@@ -99,6 +100,7 @@ func TestCollectorEqualsStats(t *testing.T) {
 	}
 	checkStats(t, mfs, "tlscache_", reflect.ValueOf(st))
 	checkStats(t, mfs, "tlscache_fleet_", reflect.ValueOf(ts))
+	checkStats(t, mfs, "tlscache_early_data_", reflect.ValueOf(srv.EarlyDataStats()))
 	for name, want := range map[string]float64{
 		"tlscache_sessions":        float64(cache.Len()),
 		"tlscache_size_limit":      3,

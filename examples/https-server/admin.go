@@ -76,7 +76,7 @@ func (a *admin) routes() http.Handler {
 	mux.HandleFunc("POST /sessions/flush-all", a.flushAll)
 	mux.HandleFunc("GET /config", a.getConfig)
 	mux.HandleFunc("PATCH /config", a.patchConfig)
-	mux.Handle("GET /metrics", metricsHandler(a.cache, a.tier, earlyCollector{a.srv, a.h3}))
+	mux.Handle("GET /metrics", metricsHandler(a.cache, a.tier, a.srv, a.h3))
 	return a.guard(a.authorize(mux))
 }
 

@@ -11,7 +11,6 @@ import (
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 
-	"github.com/tlscache/tlscache/adapter"
 	"github.com/tlscache/tlscache/quicadapter"
 )
 
@@ -67,52 +66,28 @@ func (h *h3) altSvc(next http.Handler) http.Handler {
 	})
 }
 
-// earlyCollector is a prometheus.Collector of the early-data counters,
-// and of the HTTP/3 ones with -http3 (h3 may be nil).
-type earlyCollector struct {
-	srv *adapter.Server
-	h3  *quicadapter.Server
-}
+// h3Collector is a prometheus.Collector of the HTTP/3 counters.
+type h3Collector struct{ h3 *quicadapter.Server }
 
-func earlyDesc(name, help string) *prometheus.Desc {
+func h3Desc(name, help string) *prometheus.Desc {
 	return prometheus.NewDesc("tlscache_"+name+"_total", help, nil, nil)
 }
 
 var (
-	descOffered  = earlyDesc("early_data_offered", "Resumptions that offered early data (0-RTT) with a ticket allowing it.")
-	descAccepted = earlyDesc("early_data_accepted", "Early data the policy accepted.")
-	descReplays  = earlyDesc("early_data_replays", "Early data refused: the ticket's early data was used already (a replay).")
-	descRefused  = earlyDesc("early_data_refused", "Early data refused otherwise (policy off, claim failed).")
-	descConns    = earlyDesc("http3_conns", "HTTP/3 connections served.")
-	descResumed  = earlyDesc("http3_resumed", "HTTP/3 connections resumed from a ticket.")
-	desc0RTT     = earlyDesc("http3_0rtt", "HTTP/3 connections whose early data was accepted.")
+	descConns   = h3Desc("http3_conns", "HTTP/3 connections served.")
+	descResumed = h3Desc("http3_resumed", "HTTP/3 connections resumed from a ticket.")
+	desc0RTT    = h3Desc("http3_0rtt", "HTTP/3 connections whose early data was accepted.")
 )
 
-func (c earlyCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- descOffered
-	ch <- descAccepted
-	ch <- descReplays
-	ch <- descRefused
-	if c.h3 != nil {
-		ch <- descConns
-		ch <- descResumed
-		ch <- desc0RTT
-	}
+func (c h3Collector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descConns
+	ch <- descResumed
+	ch <- desc0RTT
 }
 
-func (c earlyCollector) Collect(ch chan<- prometheus.Metric) {
-	counter := func(d *prometheus.Desc, v int64) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
-	}
-	st := c.srv.EarlyDataStats()
-	counter(descOffered, st.Offered)
-	counter(descAccepted, st.Accepted)
-	counter(descReplays, st.Replays)
-	counter(descRefused, st.Refused)
-	if c.h3 != nil {
-		qs := c.h3.Stats()
-		counter(descConns, qs.Conns)
-		counter(descResumed, qs.Resumed)
-		counter(desc0RTT, qs.Used0RTT)
-	}
+func (c h3Collector) Collect(ch chan<- prometheus.Metric) {
+	qs := c.h3.Stats()
+	ch <- prometheus.MustNewConstMetric(descConns, prometheus.CounterValue, float64(qs.Conns))
+	ch <- prometheus.MustNewConstMetric(descResumed, prometheus.CounterValue, float64(qs.Resumed))
+	ch <- prometheus.MustNewConstMetric(desc0RTT, prometheus.CounterValue, float64(qs.Used0RTT))
 }
