@@ -165,14 +165,14 @@ func (bs *breakers) backingOff() bool {
 }
 
 // deadline is the deadline of each store call: fixed (Options.Timeout), or
-// adaptive: twice the peak latency of recent calls, the peak decaying by
+// adaptive: four times the peak latency of recent calls, the peak decaying by
 // half every deadlineHalfLife, between DefaultTimeout and MaxTimeout, and
 // MaxTimeout for the first deadlineWarmUp calls, before anything is known.
 // A call that times out counts as taking its whole deadline, so the next
-// deadline doubles: a busy host, whose scheduling stalls make round trips
+// deadline quadruples: a busy host, whose scheduling stalls make round trips
 // take tens of milliseconds now and then, gets deadlines that fit them,
 // and a store that hangs reaches MaxTimeout in a few calls, by when the
-// back-off has started (DefaultFailures calls: 20, 40, 80, 160, 200 ms).
+// back-off has started (DefaultFailures calls: 20, 80, 200, 200, 200 ms).
 type deadline struct {
 	fixed    time.Duration
 	min, max time.Duration
@@ -214,7 +214,7 @@ func (d *deadline) get() time.Duration {
 	if !warm {
 		return d.max
 	}
-	return min(max(2*p, d.min), d.max)
+	return min(max(4*p, d.min), d.max)
 }
 
 // observe counts the latency of a call that returned (timed out or not).

@@ -34,12 +34,12 @@
 // # Failure
 //
 // The TLS hooks have no context, so every store call runs under a
-// deadline: by default one that adapts to the store's latency, twice the
+// deadline: by default one that adapts to the store's latency, four times the
 // peak of recent calls (forgotten by half every ten seconds), between
 // DefaultTimeout (20 ms) and Options.MaxTimeout (DefaultMaxTimeout, 200
 // ms), and MaxTimeout for the first calls, before any latency is known; a
 // call that times out counts as taking its whole deadline, so the next one
-// doubles. A busy host, whose scheduling stalls stretch round
+// is four times as long. A busy host, whose scheduling stalls stretch round
 // trips now and then, thus keeps resuming; Options.Timeout fixes the
 // deadline instead. A call that fails or times out is a miss: the
 // handshake goes on as a full one, and the cache counts a StoreError.

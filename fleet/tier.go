@@ -56,7 +56,7 @@ type Options struct {
 	Keys []Key
 	// Timeout, if set, is the deadline of each store call made from a
 	// hook. Zero means a deadline that adapts to the store's recent
-	// latency: twice its recent peak, between DefaultTimeout and
+	// latency: four times its recent peak, between DefaultTimeout and
 	// MaxTimeout, so that a busy host's slow round trips still make it.
 	Timeout time.Duration
 	// MaxTimeout caps the adaptive deadline; zero means
