@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"sort"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -183,12 +182,17 @@ func (c *counter) missing(keys []string) int {
 	return n
 }
 
-// revoker deletes random keys through s every few milliseconds until stop
-// is closed, and returns the keys whose deletion succeeded at or after
-// from().
-func revoker(s *redisstore.Store, from func() time.Time, stop <-chan struct{}) (done func() (published []string, failed int)) {
-	var published []string
-	var failed int
+// A revocation is one put-and-delete of the revoker.
+type revocation struct {
+	start time.Time
+	key   string
+	err   error
+}
+
+// revoker puts and deletes random keys through s every few milliseconds
+// until stop is closed, and returns what it did.
+func revoker(s *redisstore.Store, stop <-chan struct{}) (done func() []revocation) {
+	var out []revocation
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
@@ -202,38 +206,65 @@ func revoker(s *redisstore.Store, from func() time.Time, stop <-chan struct{}) (
 			}
 			b := make([]byte, 8)
 			rand.Read(b)
-			key := "revoked-" + hex.EncodeToString(b)
+			r := revocation{start: time.Now(), key: "revoked-" + hex.EncodeToString(b)}
 			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-			start := time.Now()
-			err := s.Delete(ctx, key)
-			cancel()
-			f := from()
-			switch {
-			case f.IsZero() || start.Before(f):
-			case err != nil:
-				failed++
-			default:
-				published = append(published, key)
+			r.err = s.Put(ctx, r.key, []byte("revoked"), time.Minute)
+			if r.err == nil {
+				r.err = s.Delete(ctx, r.key)
 			}
+			cancel()
+			out = append(out, r)
 		}
 	}()
-	return func() ([]string, int) { <-finished; return published, failed }
+	return func() []revocation { <-finished; return out }
+}
+
+// openStore returns a store of its own on o's Redis: the revoker's, so
+// that its calls, made at a rate no tier's back-off slows, do not wear out
+// the servers' connection pools (go-redis redials a pool whose dials kept
+// failing only once a second).
+func openStore(t *testing.T, o fleetOptions) *redisstore.Store {
+	c, err := redisstore.Open(context.Background(), o.redis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	s, err := redisstore.New(c, &redisstore.Options{Prefix: o.prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// since returns the keys of the revocations begun at t or later that
+// succeeded, and how many failed.
+func since(revs []revocation, t time.Time) (keys []string, failed int) {
+	for _, r := range revs {
+		switch {
+		case r.start.Before(t):
+		case r.err != nil:
+			failed++
+		default:
+			keys = append(keys, r.key)
+		}
+	}
+	return keys, failed
 }
 
 // finish stops the stream and the revoker, checks that no handshake
 // failed, and returns the pairs and the keys revoked after the fault.
-func finish(t *testing.T, a, b *fleetMember, stop chan struct{}, wait func() []pair, published func() ([]string, int)) ([]pair, []string, int) {
+func finish(t *testing.T, a, b *fleetMember, stop chan struct{}, wait func() []pair, revoked func() []revocation) ([]pair, []revocation) {
 	t.Helper()
 	close(stop)
 	pairs := wait()
-	keys, failedDeletes := published()
+	revs := revoked()
 	n, first := failures(pairs)
 	errs := append(a.handshakeErrors(), b.handshakeErrors()...)
 	t.Logf("%d handshake pairs, %d failed (%v), server-side errors %d", len(pairs), n, first, len(errs))
 	if n > 0 || len(errs) > 0 {
 		t.Errorf("handshakes failed: %d pairs (first: %v), server errors %v", n, first, errs)
 	}
-	return pairs, keys, failedDeletes
+	return pairs, revs
 }
 
 // delivered checks that every key published after the fault reaches the
@@ -252,6 +283,22 @@ func delivered(t *testing.T, counted *counter, keys []string, failedDeletes int,
 	if len(keys) == 0 {
 		t.Errorf("no revocation published after %s", after)
 	}
+}
+
+// comeBack logs how many of the keys deleted since the fault began are in
+// the store again: deletions the old master acknowledged and lost (Redis
+// replicates asynchronously). A known limit, logged, not asserted.
+func comeBack(t *testing.T, s *redisstore.Store, keys []string) {
+	t.Helper()
+	back := 0
+	for _, k := range keys {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		if _, err := s.Get(ctx, k); err == nil {
+			back++
+		}
+		cancel()
+	}
+	t.Logf("deleted keys in the store again after the failover: %d of %d", back, len(keys))
 }
 
 // revokedAfterFailover checks that a session resumed on B (so B holds it)
@@ -304,13 +351,7 @@ func clusterFailover(t *testing.T, watchMoves bool, victim func(cl *redistest.Cl
 
 	stop := make(chan struct{})
 	wait := stream(t, a, b, 4, stop)
-	var promoted atomic.Pointer[time.Time]
-	published := revoker(a.store, func() time.Time {
-		if p := promoted.Load(); p != nil {
-			return *p
-		}
-		return time.Time{}
-	}, stop)
+	revoked := revoker(openStore(t, o), stop)
 	t0 := time.Now()
 	time.Sleep(1500 * time.Millisecond) // steady stream before the fault
 	killed := time.Now()
@@ -322,10 +363,9 @@ func clusterFailover(t *testing.T, watchMoves bool, victim func(cl *redistest.Cl
 		time.Sleep(10 * time.Millisecond) // polling a real failover
 	}
 	p := time.Now()
-	promoted.Store(&p)
 	t.Logf("master %s killed %v after the start; replica %s promoted %v later", master.Addr, killed.Sub(t0).Round(time.Millisecond), replica.Addr, p.Sub(killed).Round(time.Millisecond))
 	time.Sleep(3 * time.Second)
-	pairs, keys, failedDeletes := finish(t, a, b, stop, wait, published)
+	pairs, revs := finish(t, a, b, stop, wait, revoked)
 
 	const width = 500 * time.Millisecond
 	survivors := buckets(pairs, t0, width, func(p pair) bool { return !onVictim(p.key) })
@@ -347,7 +387,10 @@ func clusterFailover(t *testing.T, watchMoves bool, victim func(cl *redistest.Cl
 	}
 
 	// Revocations published after the promotion all reach B's watch.
+	keys, failedDeletes := since(revs, p)
 	delivered(t, counted, keys, failedDeletes, "the promotion")
+	deleted, _ := since(revs, killed)
+	comeBack(t, b.store, deleted)
 	revokedAfterFailover(t, a, b, onVictim, "session on the killed shard")
 	revokedAfterFailover(t, a, b, func(k string) bool { return !onVictim(k) }, "session on a surviving shard")
 	st := b.tier.Stats()
@@ -414,21 +457,15 @@ func sentinelFailover(t *testing.T, fault func(*redistest.Sentinel) time.Time) {
 
 	stop := make(chan struct{})
 	wait := stream(t, a, b, 4, stop)
-	var switched atomic.Pointer[time.Time]
-	published := revoker(a.store, func() time.Time {
-		if p := switched.Load(); p != nil {
-			return *p
-		}
-		return time.Time{}
-	}, stop)
+	revoked := revoker(openStore(t, o), stop)
 	t0 := time.Now()
 	time.Sleep(1500 * time.Millisecond)
 	old := st.MasterAddr()
+	faulted := time.Now()
 	sw := fault(st)
-	switched.Store(&sw)
 	t.Logf("failover from %s to %s, switched %v after the start", old, st.MasterAddr(), sw.Sub(t0).Round(time.Millisecond))
 	time.Sleep(3 * time.Second)
-	pairs, keys, failedDeletes := finish(t, a, b, stop, wait, published)
+	pairs, revs := finish(t, a, b, stop, wait, revoked)
 	const width = 500 * time.Millisecond
 	all := buckets(pairs, t0, width, func(pair) bool { return true })
 	t.Logf("resumption per %v: %v", width, all)
@@ -438,7 +475,10 @@ func sentinelFailover(t *testing.T, fault func(*redistest.Sentinel) time.Time) {
 		t.Errorf("resumption not back within 2 s of the switch (first %v, later %v)", firstBack, late)
 	}
 
+	keys, failedDeletes := since(revs, sw)
 	delivered(t, counted, keys, failedDeletes, "the switch")
+	deleted, _ := since(revs, faulted)
+	comeBack(t, b.store, deleted)
 	revokedAfterFailover(t, a, b, func(string) bool { return true }, "after the failover")
 	t.Logf("B's tier: %+v", b.tier.Stats())
 }

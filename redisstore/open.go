@@ -38,10 +38,10 @@ const checkTimeout = 2 * time.Second
 // Store, once Check has accepted it: like redis.NewUniversalClient (a
 // MasterName means Sentinel, two or more Addrs or IsClusterMode a
 // cluster, else a standalone Redis), with ContextTimeoutEnabled, a dial
-// made once rather than retried and failed commands retried with no pause
-// (so that a dead node fails a call at once, instead of after go-redis's
-// pauses, which would use up the call's deadline), and on a cluster the
-// slot map reloaded every second. Fields set in opts are kept. The caller closes the client.
+// made once rather than retried and failed commands retried once (not
+// three times) with no pause (so that a dead node fails a call at once,
+// instead of after go-redis's pauses, which would use up the call's
+// deadline), and on a cluster the slot map reloaded every second. Fields set in opts are kept. The caller closes the client.
 func Open(ctx context.Context, opts *redis.UniversalOptions) (redis.UniversalClient, error) {
 	o := *opts
 	o.ContextTimeoutEnabled = true
@@ -50,6 +50,14 @@ func Open(ctx context.Context, opts *redis.UniversalOptions) (redis.UniversalCli
 	}
 	if o.DialTimeout == 0 {
 		o.DialTimeout = time.Second
+	}
+	cluster := o.MasterName == "" && (len(o.Addrs) > 1 || o.IsClusterMode)
+	if o.MaxRetries == 0 && !cluster {
+		// One retry, for a pooled connection that went stale (a
+		// restarted Redis); more only use up the pool's dial budget
+		// sooner, after which go-redis redials once a second. (A
+		// cluster's node clients do not retry: the cluster client does.)
+		o.MaxRetries = 1
 	}
 	if o.MinRetryBackoff == 0 {
 		// Retry at once: a retry on a fresh connection after a stale
@@ -61,7 +69,7 @@ func Open(ctx context.Context, opts *redis.UniversalOptions) (redis.UniversalCli
 	switch {
 	case o.MasterName != "":
 		c = redis.NewFailoverClient(o.Failover())
-	case len(o.Addrs) > 1 || o.IsClusterMode:
+	case cluster:
 		co := o.Cluster()
 		co.ClusterStateReloadInterval = time.Second
 		c = redis.NewClusterClient(co)
