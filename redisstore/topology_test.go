@@ -3,6 +3,7 @@ package redisstore_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -70,6 +71,11 @@ func TestTopologies(t *testing.T) {
 			got, err := redisstore.Check(context.Background(), c)
 			if err != nil || got != tc.want {
 				t.Fatalf("Check = %q, %v; want %q", got, err, tc.want)
+			}
+			// A cluster's shards are its masters; elsewhere one shard.
+			shard := open(t, tc.opts, redistest.Prefix(t)).Shard("a1b2")
+			if isCluster := tc.name == "cluster"; isCluster != slices.Contains(cluster.Addrs(), shard) || !isCluster && shard != "" {
+				t.Fatalf("Shard = %q", shard)
 			}
 			conformance(t, tc.opts)
 		})
