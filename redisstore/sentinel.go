@@ -59,7 +59,10 @@ type dedup struct {
 	seen map[string]time.Time
 }
 
-const dedupSpan = 2 * time.Second
+const (
+	dedupSpan = 2 * time.Second
+	maxDedup  = 4096 // keys remembered, at most
+)
 
 func (d *dedup) first(key string) bool {
 	d.mu.Lock()
@@ -68,11 +71,14 @@ func (d *dedup) first(key string) bool {
 	if t, ok := d.seen[key]; ok && now.Sub(t) < dedupSpan {
 		return false
 	}
-	if len(d.seen) > 4096 {
+	if len(d.seen) >= maxDedup {
 		for k, t := range d.seen {
 			if now.Sub(t) >= dedupSpan {
 				delete(d.seen, k)
 			}
+		}
+		if len(d.seen) >= maxDedup { // a flood: forget, at worst a key is reported twice
+			clear(d.seen)
 		}
 	}
 	d.seen[key] = now
