@@ -106,11 +106,12 @@ func (cl *cluster) nodes(ctx context.Context, channel string) []*redis.Client {
 	var mu sync.Mutex
 	var masters, replicas []*redis.Client
 	cl.c.ForEachShard(ctx, func(ctx context.Context, c *redis.Client) error {
-		mu.Lock()
-		defer mu.Unlock()
 		// Any node hears every PUBLISH; masters first keeps the
 		// watch off replicas that may be resyncing.
-		if isMaster(ctx, c) {
+		master := isMaster(ctx, c)
+		mu.Lock()
+		defer mu.Unlock()
+		if master {
 			masters = append(masters, c)
 		} else {
 			replicas = append(replicas, c)
