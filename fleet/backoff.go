@@ -22,13 +22,18 @@ type Sharded interface {
 const maxShards = 256
 
 // breaker is the back-off state of one shard. Calls and failures are
-// counted over a sliding window of two halves: the store is skipped when
-// the window holds at least `failures` failures making at least half of
-// its calls, so that a burst of timeouts on a busy host, among many calls
-// that succeed, does not stop resumption, while a dead store does.
+// counted over a sliding window of two halves, or over the last
+// 2*failures calls when the window holds fewer (little traffic, or calls
+// that each wait out a hung store's deadline): the store is skipped when
+// these hold at least `failures` failures making at least half of the
+// calls, so that a burst of timeouts on a busy host, among many calls that
+// succeed, does not stop resumption, while a dead or hung store does.
 type breaker struct {
 	half        time.Time // start of the current half-window
 	calls, errs [2]int    // [0] the current half, [1] the previous one
+	recent      []bool    // outcomes of the last 2*failures calls, a ring (true: failed)
+	next        int       // where the next outcome goes in recent
+	seen        int       // outcomes in recent, up to its length
 
 	down  bool      // backing off
 	since time.Time // when the back-off started
@@ -116,13 +121,29 @@ func (bs *breakers) record(shard string, ok bool) (started bool) {
 	if !ok {
 		b.errs[0]++
 	}
+	if b.recent == nil {
+		b.recent = make([]bool, 2*bs.failures)
+	}
+	b.recent[b.next] = !ok
+	b.next = (b.next + 1) % len(b.recent)
+	b.seen = min(b.seen+1, len(b.recent))
 	var event string
 	var downFor time.Duration
 	calls, errs := b.calls[0]+b.calls[1], b.errs[0]+b.errs[1]
+	if calls < len(b.recent) { // few calls in the window: the last ones
+		calls, errs = b.seen, 0
+		for _, failed := range b.recent {
+			if failed {
+				errs++
+			}
+		}
+	}
 	switch {
 	case b.down && ok:
 		b.down = false
 		b.calls, b.errs = [2]int{}, [2]int{} // a fresh window
+		clear(b.recent)
+		b.seen = 0
 		event, downFor = "recovered", now.Sub(b.since)
 	case b.down:
 		b.until = now.Add(bs.backOff)
@@ -172,7 +193,7 @@ func (bs *breakers) backingOff() bool {
 // deadline quadruples: a busy host, whose scheduling stalls make round trips
 // take tens of milliseconds now and then, gets deadlines that fit them,
 // and a store that hangs reaches MaxTimeout in a few calls, by when the
-// back-off has started (DefaultFailures calls: 20, 80, 200, 200, 200 ms).
+// back-off has started (DefaultFailures calls: 100, 250, 250, 250, 250 ms).
 type deadline struct {
 	fixed    time.Duration
 	min, max time.Duration

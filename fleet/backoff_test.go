@@ -206,3 +206,29 @@ func TestFleetAdaptiveDeadline(t *testing.T) {
 		t.Fatalf("stats %+v: want backing off at DefaultMaxTimeout", st)
 	}
 }
+
+// TestFleetBackOffFewCalls: calls too few for the window to hold the
+// failures (each waits out a hung store's deadline, one handshake at a
+// time) still start the back-off: the last 2*Failures calls count then.
+func TestFleetBackOffFewCalls(t *testing.T) {
+	clk := newClock()
+	store := &flakyStore{MemoryStore: tlscache.NewMemoryStore(0, clk.Now)}
+	tier, _ := fleet.New(store, &fleet.Options{Keys: []fleet.Key{fleet.GenerateKey()}, Now: clk.Now})
+	cache := tlscache.New(tier.Hooks(&tlscache.Options{Mode: tlscache.Server | tlscache.NoInternal, Now: clk.Now}))
+	cache.NewSession(tlscache.Server, newSession(clk, "s"))
+	for range 50 {
+		cache.Lookup([]byte("s"), []byte("vhost"))
+	}
+	store.down.Store(true)
+	failed := 0
+	for tier.Stats().BackOffs == 0 {
+		if failed++; failed > 20 {
+			t.Fatal("no back-off from a store that fails every call, three calls a second")
+		}
+		clk.Advance(300 * time.Millisecond) // the window holds three calls at most
+		cache.Lookup([]byte("s"), []byte("vhost"))
+	}
+	if failed != fleet.DefaultFailures {
+		t.Fatalf("backed off after %d failed calls, want %d", failed, fleet.DefaultFailures)
+	}
+}

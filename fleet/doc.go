@@ -36,7 +36,7 @@
 // The TLS hooks have no context, so every store call runs under a
 // deadline: by default one that adapts to the store's latency, four times the
 // peak of recent calls (forgotten by half every ten seconds), between
-// DefaultTimeout (20 ms) and Options.MaxTimeout (DefaultMaxTimeout, 200
+// DefaultTimeout (100 ms) and Options.MaxTimeout (DefaultMaxTimeout, 250
 // ms), and MaxTimeout for the first calls, before any latency is known; a
 // call that times out counts as taking its whole deadline, so the next one
 // is four times as long. A busy host, whose scheduling stalls stretch round
@@ -44,23 +44,23 @@
 // deadline instead. A call that fails or times out is a miss: the
 // handshake goes on as a full one, and the cache counts a StoreError.
 //
-// When, within Options.Window (a second), at least Options.Failures (5)
-// calls failed and they make at least half of its calls, the store is
-// skipped for Options.BackOff (half a second), after which one call
-// probes it, and a store that answers again is used again, with no
-// restart. A burst
-// of timeouts among calls that succeed does not stop resumption. A
-// Sharded store (a Redis Cluster: redisstore.Store.Shard names the master
-// of a key) backs off per shard: the other masters' sessions keep
-// resuming, and a key whose master changed (a replica promoted) is tried
-// at once. What a failing store adds to a handshake, which makes at most
-// two store calls (three for a QUIC resumption that offers early data: its
-// claim): a refused connection, a round trip; a hung store, at most two
-// deadlines (2 x 200 ms; three with the claim), for the handshakes before the back-off
-// starts (once failures are half the window's calls: at once for a store
-// that fails from the start, within a window for one that was busy) and
-// for one probe per back-off. Options.Logger gets a
-// line when a back-off starts and when it ends, never one per handshake.
+// When, within Options.Window (a second; or over the last 2 x Failures
+// calls, if the window holds fewer), at least Options.Failures (5) calls
+// failed and they make at least half of the calls, the store is skipped
+// for Options.BackOff (half a second), after which one call probes it, and
+// a store that answers again is used again, with no restart. A burst of
+// timeouts among calls that succeed does not stop resumption. A Sharded
+// store (a Redis Cluster: redisstore.Store.Shard names the master of a
+// key) backs off per shard: the other masters' sessions keep resuming, and
+// a key whose master changed (a replica promoted) is tried at once. What a
+// failing store adds to a handshake, which makes at most two store calls
+// (three for a QUIC resumption that offers early data: its claim): a
+// refused connection, a round trip; a hung store, at most two deadlines
+// (2 x 250 ms; three with the claim), for the handshakes before the
+// back-off starts (at once for a store that fails from the start, within
+// a window for one that was busy) and for one probe per back-off.
+// Options.Logger gets a line when a back-off starts and when it ends,
+// never one per handshake.
 //
 // A removal that fails is kept and retried after the next call that
 // succeeds, and when Watch sees the store come back; the internal tier is

@@ -16,12 +16,15 @@ import (
 const (
 	// DefaultTimeout is the shortest deadline of a store call made from a
 	// TLS hook, when Options.Timeout is zero (the deadline adapts to the
-	// store's latency, up to Options.MaxTimeout): well above a loopback
-	// or same-zone Redis round trip.
-	DefaultTimeout = 20 * time.Millisecond
+	// store's latency, up to Options.MaxTimeout). A round trip is three
+	// wake-ups (the client's write, Redis, the client's read), each of
+	// which a busy host's scheduler may delay by its latency target (6 to
+	// 24 ms on Linux) or more: 20 ms, the earlier fixed default, lost
+	// resumption on a host merely busy.
+	DefaultTimeout = 100 * time.Millisecond
 	// DefaultMaxTimeout is the longest adaptive deadline: what a hung
 	// store adds, at most, to each of a handshake's two store calls.
-	DefaultMaxTimeout = 200 * time.Millisecond
+	DefaultMaxTimeout = 250 * time.Millisecond
 	// DefaultFailures is how many store calls must fail within
 	// DefaultWindow, and make at least half of its calls, before the store
 	// is skipped.
@@ -62,8 +65,9 @@ type Options struct {
 	// MaxTimeout caps the adaptive deadline; zero means
 	// DefaultMaxTimeout.
 	MaxTimeout time.Duration
-	// Failures is how many failed store calls within Window, making at
-	// least half of its calls, start a back-off; zero means
+	// Failures is how many failed store calls within Window (or among
+	// the last 2*Failures calls, if the window holds fewer), making at
+	// least half of the calls, start a back-off; zero means
 	// DefaultFailures. With a Sharded store (a Redis Cluster), failures
 	// and back-off are per shard.
 	Failures int

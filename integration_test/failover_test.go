@@ -9,12 +9,14 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/tlscache/tlscache/fleet"
 	"github.com/tlscache/tlscache/internal/redistest"
 	"github.com/tlscache/tlscache/redisstore"
 )
@@ -527,5 +529,46 @@ func TestFleetBusyHost(t *testing.T) {
 	}
 	if total.n < 100 || total.ratio() < 0.99 {
 		t.Errorf("resumption %v (%.2f%%) on a busy host, want at least 99%% of at least 100", total, 100*total.ratio())
+	}
+}
+
+// TestFleetHungRedisBound: with the default (adaptive) deadline, Redis
+// hung (SIGSTOP) adds at most two deadlines, 2 x fleet.DefaultMaxTimeout,
+// to a handshake, and once the back-off starts, nothing but the probes;
+// one handshake at a time is traffic enough for it to start.
+func TestFleetHungRedisBound(t *testing.T) {
+	redis := redistest.Start(t)
+	cert := thePKI(t).leaf(t, "localhost")
+	o := newFleetOptions(t, redis.Addr)
+	o.timeout = -1
+	a := startMember(t, serverConfig(tls.VersionTLS13, cert), o)
+	b := startMember(t, serverConfig(tls.VersionTLS13, cert), o)
+	pairs := func(n int) (resumed int, times []time.Duration) {
+		for range n {
+			client := ticketFrom(t, tls.VersionTLS13, a.addr)
+			start := time.Now()
+			if dial(t, b.addr, client).DidResume {
+				resumed++
+			}
+			times = append(times, time.Since(start))
+		}
+		return resumed, times
+	}
+	if r, _ := pairs(30); r != 30 { // warm: the deadline fits Redis
+		t.Fatalf("%d/30 resumed with Redis up", r)
+	}
+	redis.Pause()
+	r, times := pairs(20)
+	redis.Resume()
+	slices.Sort(times)
+	t.Logf("Redis hung: %d/20 resumed; B's handshakes took min %v, median %v, max %v; tier B %+v",
+		r, times[0].Round(time.Millisecond), times[len(times)/2].Round(time.Millisecond), times[len(times)-1].Round(time.Millisecond), b.tier.Stats())
+	// The margin is for a loaded machine's handshake itself.
+	if bound := 2*fleet.DefaultMaxTimeout + 250*time.Millisecond; r != 0 || times[len(times)-1] > bound {
+		t.Fatalf("with Redis hung: %d resumed, slowest handshake %v (bound %v)", r, times[len(times)-1], bound)
+	}
+	// The back-off started, so that most handshakes no longer wait.
+	if st := b.tier.Stats(); st.BackOffs == 0 || st.Skipped == 0 || times[len(times)/2] > fleet.DefaultMaxTimeout {
+		t.Fatalf("no back-off from a hung Redis: median handshake %v, tier B %+v", times[len(times)/2], st)
 	}
 }
