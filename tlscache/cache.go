@@ -64,9 +64,9 @@ type Options struct {
 	// DefaultTimeout.
 	Timeout time.Duration
 	// MaxBytes bounds the memory the cache holds in sessions: each costs
-	// 9/8 of the length of its ID, IDContext and State (plus 8) and 96
+	// 3/2 of the length of its ID, IDContext and State (plus 8) and 96
 	// bytes more, what its entry, its index place and the arenas' slack
-	// take (Cache.Bytes).
+	// take at most (Cache.Bytes).
 	// When an Add would exceed it, sessions are evicted as when the cache
 	// is full. Zero means DefaultMaxBytes; a negative value means no limit.
 	// Value is not counted.
@@ -451,8 +451,8 @@ func (c *Cache) overShareLocked() bool {
 // established one only while those take more than their share.
 func (c *Cache) victimLocked(probe bool, keep int32) int32 {
 	t := &c.t
-	prob := t.rootExcept(heapProbe, keep)
-	prot := t.rootExcept(heapProtect, keep)
+	prob := t.rootExcept(orderProbe, keep)
+	prot := t.rootExcept(orderProtect, keep)
 	if probe {
 		if prot != noSlot && c.overShareLocked() {
 			return prot
@@ -484,7 +484,7 @@ func (c *Cache) promoteLocked(i int32, evicted []*Session) []*Session {
 	}
 	t.promote(i)
 	for c.overShareLocked() {
-		v := t.rootExcept(heapProtect, i)
+		v := t.rootExcept(orderProtect, i)
 		if v == noSlot {
 			break
 		}
@@ -645,7 +645,7 @@ func (c *Cache) Flush(t time.Time) int {
 	var flushed []*Session
 	n := 0
 	c.mu.Lock()
-	for w := range c.t.heaps {
+	for w := range c.t.orders {
 		for {
 			i := c.t.root(w)
 			if i == noSlot || c.t.ents[i].exp() >= limit {

@@ -24,12 +24,12 @@ func (c *Cache) check() error {
 		ch := t.charged(e)
 		bytesSum += ch
 		w := which(e)
-		if w == heapProbe {
+		if w == orderProbe {
 			nProbe++
 			probeSum += ch
 		}
-		if h := t.heaps[w]; int(e.heapIdx) >= len(h) || h[e.heapIdx] != int32(i) {
-			return fmt.Errorf("slot %d not at its heap index %d", i, e.heapIdx)
+		if h := t.orders[w].heap; e.queue == 0 && (int(e.pos) >= len(h) || h[e.pos] != int32(i)) {
+			return fmt.Errorf("slot %d not at its heap index %d", i, e.pos)
 		}
 		if j := t.find(t.id(e)); j != int32(i) {
 			return fmt.Errorf("slot %d found as %d", i, j)
@@ -47,15 +47,35 @@ func (c *Cache) check() error {
 		return fmt.Errorf("counts: %d/%d probe %d/%d bytes %d/%d probe bytes %d/%d",
 			n, t.n, nProbe, t.nProbe, bytesSum, t.bytes, probeSum, t.probeBytes)
 	}
-	if len(t.heaps[0])+len(t.heaps[1]) != n || len(t.objs) > n {
-		return fmt.Errorf("heaps %d+%d, side table %d, for %d sessions", len(t.heaps[0]), len(t.heaps[1]), len(t.objs), n)
-	}
-	for w, h := range t.heaps {
+	ordered := 0
+	for w := range t.orders {
+		o := &t.orders[w]
+		h := o.heap
+		ordered += len(h)
 		for i := 1; i < len(h); i++ {
 			if t.less(h[i], h[(i-1)/2]) {
-				return fmt.Errorf("heap %d order broken at %d", w, i)
+				return fmt.Errorf("order %d: heap order broken at %d", w, i)
 			}
 		}
+		for k, q := range o.queues {
+			prev := noSlot
+			for i := q.head; i != noSlot; prev, i = i, t.ents[i].next {
+				e := &t.ents[i]
+				ordered++
+				if e.flags&flagLive == 0 || which(e) != w || int(e.queue) != k+1 || e.pos != prev || e.timeout != q.timeout {
+					return fmt.Errorf("order %d queue %d: slot %d misplaced", w, k, i)
+				}
+				if prev != noSlot && t.less(i, prev) {
+					return fmt.Errorf("order %d queue %d: slot %d expires before the one ahead of it", w, k, i)
+				}
+			}
+			if q.tail != prev {
+				return fmt.Errorf("order %d queue %d: tail %d, last %d", w, k, q.tail, prev)
+			}
+		}
+	}
+	if ordered != n || len(t.objs) > n {
+		return fmt.Errorf("%d sessions in the orders, side table %d, for %d sessions", ordered, len(t.objs), n)
 	}
 	for si := range t.segs {
 		if live[si] != t.segs[si].live {

@@ -150,7 +150,7 @@ func TestConcurrentAddAcrossCaches(t *testing.T) {
 			owner = b
 		}
 		owner.mu.Lock()
-		exp := owner.t.ents[owner.t.root(heapProtect)].exp()
+		exp := owner.t.ents[owner.t.root(orderProtect)].exp()
 		owner.mu.Unlock()
 		if exp != s.expiry() {
 			t.Fatalf("heap holds expiry %d, session says %d", exp, s.expiry())

@@ -391,3 +391,66 @@ func TestConcurrentStorage(t *testing.T) {
 		t.Fatalf("Len %d, Bytes %d over the limits", c.Len(), c.Bytes())
 	}
 }
+
+// Eviction follows expiry order (ties: insertion order) whatever mix of
+// timeouts, creation times and changes: a model with a sorted list agrees
+// with the queues and the heap.
+func TestEvictionOrderModel(t *testing.T) {
+	type model struct {
+		id       string
+		exp, seq int64
+		s        *Session
+	}
+	const size = 20
+	c, _, _ := newTestCache(t, Options{Size: size})
+	var m []*model
+	seq := int64(0)
+	r := uint64(42)
+	rnd := func(n int) int {
+		r = r*6364136223846793005 + 1442695040888963407
+		return int(r>>33) % n
+	}
+	timeouts := []time.Duration{time.Minute, time.Hour, 2 * time.Hour, 3 * time.Hour, 5 * time.Hour, 7 * time.Hour}
+	for step := range 20000 {
+		switch op := rnd(10); {
+		case op < 6: // add
+			created := time.Duration(step+rnd(3)-1) * time.Second // mostly in order
+			s := sess(fmt.Sprint("s", step), created, timeouts[rnd(len(timeouts))])
+			if len(m) == size {
+				v := 0
+				for i, x := range m {
+					if x.exp < m[v].exp || (x.exp == m[v].exp && x.seq < m[v].seq) {
+						v = i
+					}
+				}
+				m = append(m[:v], m[v+1:]...)
+			}
+			seq++
+			c.Add(s)
+			m = append(m, &model{id: string(s.ID), exp: s.expiry(), seq: seq, s: s})
+		case op < 8 && len(m) > 0: // change a time
+			x := m[rnd(len(m))]
+			if rnd(2) == 0 {
+				x.s.SetTimeout(timeouts[rnd(len(timeouts))])
+			} else {
+				x.s.SetCreated(epoch.Add(time.Duration(step-rnd(100)) * time.Second))
+			}
+			x.exp = x.s.expiry()
+		case len(m) > 0: // remove
+			i := rnd(len(m))
+			c.Remove(m[i].s)
+			m = append(m[:i], m[i+1:]...)
+		}
+		if c.Len() != len(m) {
+			t.Fatalf("step %d: Len %d, model %d", step, c.Len(), len(m))
+		}
+		for _, x := range m {
+			if c.Peek([]byte(x.id)) != x.s {
+				t.Fatalf("step %d: %s evicted, the model keeps it", step, x.id)
+			}
+		}
+	}
+	if err := c.check(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -8,7 +8,7 @@ import (
 
 // The cache's storage holds nothing the garbage collector has to scan per
 // session: an index from a seeded hash of the ID to a slot, fixed-size
-// entries without pointers, two expiry heaps of slot numbers, and the IDs
+// entries without pointers, two expiry orders of slot numbers (order.go), and the IDs
 // and states in a few byte arenas. Only sessions that carry a Value or were
 // added by hand keep their *Session, in a side table, because the API hands
 // that very object back (Peek, Lookup, the hooks). Contexts, which few
@@ -17,19 +17,20 @@ import (
 // An arena record is a header (slot, length) followed by the ID and, for
 // sessions without an object, the state. A removed record becomes garbage;
 // an arena is compacted when it has to grow anyway or when most of it is
-// garbage, walking its records in order, so each compaction costs the
-// arena's size and happens only after a quarter of it was written again.
+// garbage, walking its records in order, into a buffer half as large again
+// as its live records: each compaction costs the arena's size and happens
+// only after a third of it was written again.
 
 const (
 	segCount     = 16   // arenas; a compaction copies one of them
 	segMin       = 4096 // smallest arena worth allocating
 	recHeader    = 8    // slot and record length
-	noSlot       = -1
+	noSlot       = int32(-1)
 	flagLive     = 1 << 0
 	flagProbe    = 1 << 1 // probationary: issued by a handshake not known to have completed
 	flagObj      = 1 << 2 // the *Session is in the side table
-	heapProtect  = 0
-	heapProbe    = 1
+	orderProtect = 0
+	orderProbe   = 1
 	sessionBytes = 96 // what a session costs beyond its record (see charge)
 )
 
@@ -43,11 +44,12 @@ type entry struct {
 	idLen   uint32
 	stLen   uint32 // length of the state, in the record unless flagObj
 	ctx     uint32 // interned context, 0 for none
-	heapIdx int32
-	next    int32 // the next free slot, for a free one
+	pos     int32  // in a queue: the previous slot; in the heap: the index there
+	next    int32  // in a queue: the next slot; free: the next free slot
 	gen     uint32
 	seg     uint8
 	flags   uint8
+	queue   uint8 // 1+ the queue it is in, 0 for the heap
 }
 
 func (e *entry) exp() int64 { return satAdd(e.created, e.timeout) }
@@ -59,17 +61,17 @@ type segment struct {
 
 // table is the storage; Cache.mu guards it.
 type table struct {
-	seed  maphash.Seed
-	index []int32 // open addressing by the ID hash, linear probing: slot+1, 0 for empty
-	ents  []entry
-	free  int32      // first free slot, noSlot for none
-	heaps [2][]int32 // expiry order of protected and probationary slots
-	segs  [segCount]segment
-	objs  map[int32]*Session // side table
-	ctxs  interned
-	bytes int64 // charged bytes of the cached sessions
-	seq   uint64
-	n     int
+	seed   maphash.Seed
+	index  []uint64 // open addressing by the ID's hash, linear probing: tag<<32 | slot+1, 0 for empty
+	ents   []entry
+	free   int32    // first free slot, noSlot for none
+	orders [2]order // expiry order of protected and probationary slots
+	segs   [segCount]segment
+	objs   map[int32]*Session // side table
+	ctxs   interned
+	bytes  int64 // charged bytes of the cached sessions
+	seq    uint64
+	n      int
 
 	nProbe     int   // probationary sessions
 	probeBytes int64 // their charged bytes
@@ -81,10 +83,10 @@ func (t *table) init() {
 }
 
 func (t *table) reset() {
-	t.index = make([]int32, 64)
+	t.index = make([]uint64, 64)
 	t.ents = nil
 	t.free = noSlot
-	t.heaps = [2][]int32{}
+	t.orders = [2]order{}
 	t.segs = [segCount]segment{}
 	t.objs = make(map[int32]*Session)
 	t.ctxs = interned{}
@@ -101,20 +103,24 @@ func (t *table) find(id []byte) int32 {
 		if v == 0 {
 			return noSlot
 		}
-		if e := &t.ents[v-1]; e.hash == h && bytes.Equal(t.id(e), id) {
-			return v - 1
+		if v>>32 != h>>32 {
+			continue // another hash: no need to look at its entry
+		}
+		if i := int32(uint32(v)) - 1; bytes.Equal(t.id(&t.ents[i]), id) {
+			return i
 		}
 	}
 }
 
 // place puts slot i in the index.
 func (t *table) place(i int32) {
+	h := t.ents[i].hash
 	mask := uint64(len(t.index) - 1)
-	p := t.ents[i].hash & mask
+	p := h & mask
 	for t.index[p] != 0 {
 		p = (p + 1) & mask
 	}
-	t.index[p] = i + 1
+	t.index[p] = h>>32<<32 | uint64(i+1)
 }
 
 // unplace takes slot i out of the index, shifting back the entries that
@@ -122,7 +128,7 @@ func (t *table) place(i int32) {
 func (t *table) unplace(i int32) {
 	mask := uint64(len(t.index) - 1)
 	p := t.ents[i].hash & mask
-	for t.index[p] != i+1 {
+	for uint32(t.index[p]) != uint32(i+1) {
 		p = (p + 1) & mask
 	}
 	for q := p; ; {
@@ -132,7 +138,7 @@ func (t *table) unplace(i int32) {
 			break
 		}
 		// v stays unless its home is cyclically outside (p, q].
-		home := t.ents[v-1].hash & mask
+		home := t.ents[uint32(v)-1].hash & mask
 		if (q > p && (home <= p || home > q)) || (q < p && home <= p && home > q) {
 			t.index[p] = v
 			p = q
@@ -143,7 +149,7 @@ func (t *table) unplace(i int32) {
 
 // resize rebuilds the index with size places (a power of two).
 func (t *table) resize(size int) {
-	t.index = make([]int32, size)
+	t.index = make([]uint64, size)
 	for i := range t.ents {
 		if t.ents[i].flags&flagLive != 0 {
 			t.place(int32(i))
@@ -166,7 +172,7 @@ func (t *table) charged(e *entry) int64 {
 
 // charge is what a session costs against Options.MaxBytes: its record, with
 // the arenas' slack, and its entry, index and heap places with theirs.
-func charge(id, ctx, state int) int64 { return int64(recHeader+id+ctx+state)*9/8 + sessionBytes }
+func charge(id, ctx, state int) int64 { return int64(recHeader+id+ctx+state)*3/2 + sessionBytes }
 
 // insert stores a session and returns its slot. obj is kept in the side
 // table when not nil, and then state is not copied.
@@ -204,14 +210,14 @@ func (t *table) insert(id, ctx, state []byte, obj *Session, created, timeout int
 	t.place(i)
 	t.seq++
 	e.seq = t.seq
-	which := heapProtect
+	which := orderProtect
 	if probe {
 		e.flags |= flagProbe
-		which = heapProbe
+		which = orderProbe
 		t.nProbe++
 		t.probeBytes += charged
 	}
-	t.push(which, i)
+	t.orderInsert(which, i)
 	t.bytes += charged
 	t.n++
 	return i
@@ -227,7 +233,7 @@ func (t *table) remove(i int32) {
 		t.nProbe--
 		t.probeBytes -= charged
 	}
-	t.heapRemove(e)
+	t.orderRemove(i)
 	t.unplace(i)
 	t.ctxs.unref(e.ctx)
 	delete(t.objs, i)
@@ -244,7 +250,7 @@ func (t *table) remove(i int32) {
 func (t *table) alloc(si uint8, n int) uint32 {
 	g := &t.segs[si]
 	if len(g.buf)+n > cap(g.buf) {
-		t.compact(si, max(segMin, (g.live+n)*9/8))
+		t.compact(si, max(segMin, (g.live+n)*3/2))
 	}
 	off := len(g.buf)
 	g.buf = g.buf[:off+n]
@@ -345,132 +351,4 @@ func (c *interned) unref(id uint32) {
 		*p = internedCtx{}
 		c.free = append(c.free, id)
 	}
-}
-
-// The two expiry heaps: binary min-heaps of slots ordered by expiry, ties
-// broken by insertion order. Each entry keeps its index.
-
-func (t *table) less(a, b int32) bool {
-	x, y := &t.ents[a], &t.ents[b]
-	ex, ey := x.exp(), y.exp()
-	return ex < ey || (ex == ey && x.seq < y.seq)
-}
-
-func which(e *entry) int {
-	if e.flags&flagProbe != 0 {
-		return heapProbe
-	}
-	return heapProtect
-}
-
-func (t *table) push(w int, i int32) {
-	h := &t.heaps[w]
-	t.ents[i].heapIdx = int32(len(*h))
-	*h = append(*h, i)
-	t.up(w, len(*h)-1)
-}
-
-func (t *table) heapRemove(e *entry) {
-	w := which(e)
-	h := t.heaps[w]
-	i, n := int(e.heapIdx), len(h)-1
-	if i != n {
-		t.swap(w, i, n)
-	}
-	t.heaps[w] = h[:n]
-	if i != n {
-		t.fix(w, i)
-	}
-	if c := cap(t.heaps[w]); c > 1024 && n < c/4 {
-		t.heaps[w] = append(make([]int32, 0, 2*n), t.heaps[w]...)
-	}
-}
-
-// fix restores the order after slot i's expiry changed.
-func (t *table) fixSlot(i int32) {
-	e := &t.ents[i]
-	t.fix(which(e), int(e.heapIdx))
-}
-
-func (t *table) fix(w, i int) {
-	if !t.down(w, i) {
-		t.up(w, i)
-	}
-}
-
-func (t *table) swap(w, i, j int) {
-	h := t.heaps[w]
-	h[i], h[j] = h[j], h[i]
-	t.ents[h[i]].heapIdx = int32(i)
-	t.ents[h[j]].heapIdx = int32(j)
-}
-
-func (t *table) up(w, j int) {
-	h := t.heaps[w]
-	for j > 0 {
-		i := (j - 1) / 2
-		if !t.less(h[j], h[i]) {
-			break
-		}
-		t.swap(w, i, j)
-		j = i
-	}
-}
-
-func (t *table) down(w, i0 int) bool {
-	h := t.heaps[w]
-	i, n := i0, len(h)
-	for {
-		j := 2*i + 1
-		if j >= n {
-			break
-		}
-		if r := j + 1; r < n && t.less(h[r], h[j]) {
-			j = r
-		}
-		if !t.less(h[j], h[i]) {
-			break
-		}
-		t.swap(w, i, j)
-		i = j
-	}
-	return i > i0
-}
-
-// root returns the slot that expires soonest in heap w, or noSlot.
-func (t *table) root(w int) int32 {
-	if len(t.heaps[w]) == 0 {
-		return noSlot
-	}
-	return t.heaps[w][0]
-}
-
-// promote moves slot i from the probationary to the protected heap.
-func (t *table) promote(i int32) {
-	e := &t.ents[i]
-	if e.flags&flagProbe == 0 {
-		return
-	}
-	t.heapRemove(e)
-	e.flags &^= flagProbe
-	t.nProbe--
-	t.probeBytes -= t.charged(e)
-	t.push(heapProtect, i)
-}
-
-// rootExcept returns the slot that expires soonest in heap w other than
-// keep, or noSlot.
-func (t *table) rootExcept(w int, keep int32) int32 {
-	h := t.heaps[w]
-	switch {
-	case len(h) == 0:
-		return noSlot
-	case h[0] != keep:
-		return h[0]
-	case len(h) == 1:
-		return noSlot
-	case len(h) == 2 || t.less(h[1], h[2]):
-		return h[1]
-	}
-	return h[2]
 }
