@@ -24,6 +24,8 @@ package main
 
 import (
 	"bufio"
+	"cmp"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"os"
@@ -108,7 +110,41 @@ func main() {
 	growthList := fs.String("growth", "1000,100000,1000000", "cache sizes of the growth rows")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	memprofile := fs.String("memprofile", "", "write an allocation profile of the run to this file")
+	procsMode := fs.Bool("procs", false, "the process mode: real server processes, CPU per handshake from /proc (see procs.go)")
+	callgrindMode := fs.Bool("callgrind", false, "the instruction-count mode, under valgrind (see callgrind.go)")
+	sizesFlag := fs.String("sizes", "", "cache sizes of -procs (default 20480,1000000) and -callgrind (default 1000,1000000)")
+	tlsFlag := fs.String("tls", "13,12", "TLS versions of -procs, as 13 and 12 (or 0x0304; -serve takes one)")
+	seconds := fs.Duration("seconds", 3*time.Second, "time per server and round of -procs")
+	conns := fs.Int("conns", 4, "client connections at a time in -procs")
+	var servers multiFlag
+	fs.Var(&servers, "server", "name=path: another tlscache-bench binary whose adapter -procs runs too (repeatable)")
+	ops := fs.Int("ops", 20000, "operations per -callgrind run")
+	serveKind := fs.String("serve", "", "internal: be a -procs server of this kind (stdlib or adapter)")
+	fill := fs.Int("fill", 0, "internal: sessions a -serve adapter or -opchild cache is filled with")
+	opChild := fs.String("opchild", "", "internal: run one -callgrind operation")
 	fs.Parse(os.Args[1:])
+
+	versions := parseVersions(*tlsFlag)
+	switch {
+	case *serveKind != "":
+		serve(*serveKind, versions[0], *fill)
+		return
+	case *opChild != "":
+		opsChild(*opChild, *fill, *ops)
+		return
+	case *procsMode || *callgrindMode:
+		out := bufio.NewWriter(os.Stdout)
+		defer out.Flush()
+		fmt.Fprintf(out, "tlscache-bench: %s, %s %s/%s, %d CPUs (%s)\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"),
+			runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel())
+		if *procsMode {
+			sizes := parseSizes(cmp.Or(*sizesFlag, "20480,1000000"))
+			runProcs(out, servers, sizes, versions, *rounds, *seconds, *conns)
+		} else {
+			runCallgrind(out, parseSizes(cmp.Or(*sizesFlag, "1000,1000000")), *ops)
+		}
+		return
+	}
 
 	testing.Init()
 	if err := flag.Set("test.benchtime", *benchtime); err != nil {
@@ -391,4 +427,30 @@ func cpuModel() string {
 func fatal(err error) {
 	fmt.Fprintln(os.Stderr, "tlscache-bench:", err)
 	os.Exit(1)
+}
+
+// multiFlag is a repeatable string flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
+
+// parseVersions parses "13,12" (or hex code points) into TLS versions.
+func parseVersions(s string) []uint16 {
+	var out []uint16
+	for _, f := range strings.Split(s, ",") {
+		switch f = strings.TrimSpace(f); f {
+		case "13", "1.3":
+			out = append(out, tls.VersionTLS13)
+		case "12", "1.2":
+			out = append(out, tls.VersionTLS12)
+		default:
+			n, err := strconv.ParseUint(f, 0, 16)
+			if err != nil {
+				fatal(fmt.Errorf("tlscache-bench: bad TLS version %q", f))
+			}
+			out = append(out, uint16(n))
+		}
+	}
+	return out
 }
