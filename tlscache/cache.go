@@ -128,8 +128,9 @@ type Cache struct {
 	maxBytes   int64 // 0: no limit
 	maxSession int   // 0: no limit
 
-	mu    sync.Mutex // guards what follows; never held across a hook
-	t     table
+	mu     sync.Mutex // guards what follows; never held across a hook
+	t      table
+	locked lockedCounters
 	size  int // 0: no limit
 	inval invalidations
 }
@@ -308,7 +309,12 @@ func (c *Cache) Bytes() int64 {
 // Stats returns a snapshot of the counters.
 func (c *Cache) Stats() Stats {
 	st := c.stats.snapshot()
-	st.Number = c.Len()
+	c.mu.Lock()
+	st.Number = c.t.n
+	st.Hits += c.locked.hits
+	st.InternalHits += c.locked.hits
+	st.Misses += c.locked.misses
+	c.mu.Unlock()
 	return st
 }
 
@@ -374,7 +380,7 @@ func (c *Cache) addLocked(s *Session, o *Cache, now int64, refresh, probe, keep 
 	var evicted []*Session
 	if old := t.find(s.ID); old != noSlot {
 		// A different session with this ID: replaced, no remove hook.
-		if os := t.objs[old]; os != nil {
+		if os := t.obj(old); os != nil {
 			os.owner.Store(nil)
 		}
 		t.remove(old)
@@ -519,7 +525,7 @@ func (c *Cache) Promote(s *Session) bool {
 // stored bytes that stands for it (Add of the copy is a no-op, SetCreated
 // on it moves the cached session).
 func (c *Cache) sessionLocked(i int32) *Session {
-	if s := c.t.objs[i]; s != nil {
+	if s := c.t.obj(i); s != nil {
 		return s
 	}
 	s := c.copyLocked(i)
@@ -553,7 +559,7 @@ func (c *Cache) copyLocked(i int32) *Session {
 // resumable, when it has an object, when need is set or when there is a
 // remove hook to give it to; else nil.
 func (c *Cache) unlinkLocked(i int32, need bool) *Session {
-	s := c.t.objs[i]
+	s := c.t.obj(i)
 	if s == nil && (need || c.removeHook != nil) {
 		s = c.copyLocked(i)
 	}
@@ -671,7 +677,7 @@ func (c *Cache) FlushAll() int {
 		if c.t.ents[i].flags&flagLive == 0 {
 			continue
 		}
-		s := c.t.objs[int32(i)]
+		s := c.t.obj(int32(i))
 		if s == nil && c.removeHook != nil {
 			s = c.copyLocked(int32(i))
 		}

@@ -46,7 +46,6 @@ func (c *Cache) lookup(id, idContext []byte, take bool) *Session {
 		if found {
 			return s
 		}
-		c.stats.misses.Add(1)
 	}
 	if c.getHook == nil {
 		return nil
@@ -137,6 +136,7 @@ func (c *Cache) lookupInternal(id, idContext []byte, take bool) (s *Session, fou
 	t := &c.t
 	i := t.find(id)
 	if i == noSlot {
+		c.locked.misses++
 		c.mu.Unlock()
 		return nil, false
 	}
@@ -161,10 +161,14 @@ func (c *Cache) lookupInternal(id, idContext []byte, take bool) (s *Session, fou
 	} else {
 		evicted = c.promoteLocked(i, nil)
 		s = c.sessionLocked(i)
+		c.locked.hits++ // under the lock: no atomics on the lookup path
 	}
 	c.mu.Unlock()
 	c.callRemove(evicted, Evicted)
-	if take && c.removeHook != nil {
+	if !take {
+		return s, true
+	}
+	if c.removeHook != nil {
 		// A shared store confirms the take: a miss there means another
 		// server took it first, and an error means it could not be
 		// confirmed. Either way this connection gets a full handshake.

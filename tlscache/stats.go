@@ -26,7 +26,13 @@ type Stats struct {
 	Refused           int64 `json:"refused"`            // probationary sessions not cached: only established ones could have made room
 }
 
-// counters are the statistics; each is an atomic.
+// lockedCounters are counted under Cache.mu, by the paths that hold it
+// anyway: internal hits and misses.
+type lockedCounters struct {
+	hits, misses int64
+}
+
+// counters are the statistics counted without the lock; each is an atomic.
 type counters struct {
 	connect, accept, hits, internalHits, misses atomic.Int64
 	connectGood, acceptGood                     atomic.Int64

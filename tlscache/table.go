@@ -223,6 +223,14 @@ func (t *table) insert(id, ctx, state []byte, obj *Session, created, timeout int
 	return i
 }
 
+// obj returns slot i's object, or nil.
+func (t *table) obj(i int32) *Session {
+	if t.ents[i].flags&flagObj == 0 {
+		return nil
+	}
+	return t.objs[i]
+}
+
 // remove frees slot i.
 func (t *table) remove(i int32) {
 	e := &t.ents[i]
