@@ -131,8 +131,8 @@ type Cache struct {
 	mu     sync.Mutex // guards what follows; never held across a hook
 	t      table
 	locked lockedCounters
-	size  int // 0: no limit
-	inval invalidations
+	size   int // 0: no limit
+	inval  invalidations
 }
 
 // invalidations remember what Invalidate and FlushAll removed recently, so

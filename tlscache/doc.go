@@ -38,7 +38,10 @@
 // Beyond OpenSSL: Stats.ContextMismatches, Stats.StoreErrors and per-tier
 // hits (Stats.InternalHits, Stats.ExternalHits); Take for single-use
 // sessions; RemoveFunc for revocation by predicate; All to list sessions;
-// Peek; a Reason passed to the remove hook; and external stores.
+// Peek; a Reason passed to the remove hook; external stores; a byte budget
+// (Options.MaxBytes, Options.MaxSessionBytes, Cache.Bytes, Stats.TooLarge);
+// and admission that protects established sessions (Promote,
+// Stats.Refused).
 //
 // # External stores
 //
@@ -65,10 +68,34 @@
 // DefaultSize (20480), timeout DefaultTimeout (7200 s, OpenSSL's real
 // default; its man page says 300 s).
 //
-// The cache never holds more than Size sessions (OpenSSL 3 keeps Size-1).
-// When Add needs room it evicts the session that expires soonest, ties
-// going to the oldest insertion, and never the session being added, even
-// when that one expires first.
+// The cache never holds more than Size sessions (OpenSSL 3 keeps Size-1),
+// nor more than MaxBytes in sessions (DefaultMaxBytes, 64 MiB). When Add
+// needs room it evicts the session that expires soonest, ties going to the
+// oldest insertion, and never the session being added, even when that one
+// expires first. A session larger than MaxSessionBytes (64 KiB by default:
+// a client certificate chain of hundreds of kilobytes, say) is not cached
+// and is counted in TooLarge; the handshake that made it goes on.
+//
+// # Admission
+//
+// crypto/tls issues a TLS 1.3 ticket before it has read the client's
+// Finished, so a handshake that never completes still makes a session. The
+// sessions NewSession stores for a server handshake are therefore
+// probationary: they may evict only each other, never an established
+// session. A session is established when it was added with Add, when a
+// lookup finds it (its client came back), or when Promote vouches for it;
+// the adapter promotes the sessions of TLS 1.2 handshakes (whose ticket
+// follows the client's Finished) and of resumed ones (whose client proved
+// it held a cached session). So a flood of unfinished handshakes churns
+// the probationary sessions and leaves established ones resumable. For new
+// sessions to find room in a cache full of established ones, promotions
+// keep the established sessions to 7/8 of Size and of MaxBytes, evicting
+// the established ones that expire soonest; established sessions beyond
+// that share (added by hand, say) may be evicted by probationary ones.
+// Known limit: a TLS 1.3 full handshake's session stays probationary until
+// its first resumption, so a flood can push out a session whose client
+// completed one handshake and has not come back yet; its next handshake is
+// a full one.
 //
 // Where this package decides differently from OpenSSL, on points OpenSSL
 // leaves to chance:
@@ -95,21 +122,45 @@
 // Session.State holds the resumption secret: whoever has it can resume the
 // session, and for TLS 1.2 decrypt the connections that used it. The
 // encoding of MarshalBinary is not encrypted; seal it before it leaves the
-// process. Sessions that leave the cache are unlinked at once (the map and
-// heap drop them), so their secrets become unreachable as soon as the
-// application and the hooks let go of them; the cache never zeroes State,
-// since the application may still hold and re-add the session.
+// process. A session that leaves the cache is unlinked at once and its
+// bytes in the cache's arenas are zeroed, so its secret becomes unreachable
+// as soon as the application and the hooks let go of their copies; the
+// cache never zeroes a Session's State, since the application may still
+// hold and re-add the session.
 //
-// Memory is bounded by Size, however fast sessions are created; IDs of any
-// length and content are looked up safely; UnmarshalBinary accepts any bytes
-// without panicking or allocating more than its input.
+// Memory is bounded by Size and by MaxBytes, however fast sessions are
+// created and however large what peers send; IDs of any length and content
+// are looked up safely; UnmarshalBinary accepts any bytes without panicking
+// or allocating more than its input. A session is found and removed by the
+// ID it had when it was added, so a Session modified after Add breaks
+// nothing but itself.
+//
+// # Storage
+//
+// The cache keeps what the garbage collector would otherwise scan out of
+// its sight: a session a handshake stored (NewSession) without a Value
+// lives in fixed-size entries without pointers, an open-addressed index of
+// slot numbers and byte arenas for IDs and states, with each distinct
+// IDContext kept once. A million such sessions are a few dozen heap
+// objects, not millions, and add nothing to each GC cycle's marking.
+// Sessions added with Add or carrying a Value are also kept themselves, in
+// a side table, because Peek, Lookup and the hooks hand that very object
+// back; the others are handed out as copies that stand for the cached
+// session (see Session). The expiry order is a FIFO queue per timeout for
+// sessions that arrive in the order they expire (the common case: every
+// operation O(1)) and a binary heap for the others.
 //
 // # Concurrency
 //
-// A Cache is safe for concurrent use. One read-write mutex guards the map and
-// the expiry heap: lookups share it, changes hold it alone, and every
-// operation is O(log n) or better in the number of cached sessions. Counters
-// are atomic. Hooks and RemoveFunc's predicate run with no lock held, so they
-// may call back into the cache; they may run concurrently with each other.
-// Stats is a snapshot whose counters are read one by one.
+// A Cache is safe for concurrent use. One mutex guards the storage; every
+// operation holds it for O(1) work in the common case (O(log n) for
+// sessions in the heap) and never while user code runs: hooks and
+// RemoveFunc's predicate run with no lock held, so they may call back into
+// the cache, and they may run concurrently with each other. A hook that
+// panics leaves the cache unlocked and consistent; when one of several
+// removals' hooks panics (a Flush, say), the others are still called and
+// the first panic is raised again afterwards. Counters are atomic or
+// counted under the lock the operation holds anyway. On the default clock,
+// lookups read the monotonic clock only. Stats is a snapshot whose counters
+// are read one by one.
 package tlscache

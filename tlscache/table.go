@@ -245,7 +245,9 @@ func (t *table) remove(i int32) {
 	t.unplace(i)
 	t.ctxs.unref(e.ctx)
 	delete(t.objs, i)
-	seg, n := e.seg, len(t.record(e))
+	rec := t.record(e)
+	clear(rec[recHeader:]) // the state holds a secret: do not leave it in the arena
+	seg, n := e.seg, len(rec)
 	*e = entry{gen: e.gen, next: t.free}
 	t.free = i
 	t.release(seg, n)
