@@ -14,7 +14,10 @@ package main
 // with -serve adapter. A cache of size n is filled with n sessions of a
 // 57-byte state before the round, so every new session evicts one. The
 // table gives, per configuration, each server's median CPU per resumed
-// handshake, handshakes/s and GC share of CPU, and the per-round ratios
+// handshake and handshakes/s, its GC share of CPU (GC CPU from
+// runtime/metrics over all rounds, without idle mark workers, against its
+// CPU from /proc), the heap
+// bytes and objects the fill added per session, and the per-round ratios
 // against the stdlib server as min/median/max.
 
 import (
@@ -45,8 +48,8 @@ import (
 // serve is the server process: -serve kind -tls v -fill n. It prints
 // "ready ADDR HEAP OBJECTS" once listening (HEAP and OBJECTS: what the
 // fill added, after GC), answers each "stats" line on stdin with
-// "stats GC TOTAL" (CPU seconds, runtime/metrics), and exits when stdin
-// closes.
+// "stats GC" (GC CPU seconds, runtime/metrics, without idle marking), and
+// exits when stdin closes.
 func serve(kind string, version uint16, fill int) {
 	if dir := os.Getenv("TLSCACHE_BENCH_PROFILES"); dir != "" {
 		// A CPU profile of each server, for where the CPU goes.
@@ -106,11 +109,13 @@ func serve(kind string, version uint16, fill int) {
 	}()
 	fmt.Printf("ready %s %d %d\n", ln.Addr(), heap, objects)
 	in := bufio.NewScanner(os.Stdin)
-	samples := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}, {Name: "/cpu/classes/total:cpu-seconds"}}
+	// GC work without the idle mark workers, which only use CPU that
+	// nothing else wanted.
+	samples := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}, {Name: "/cpu/classes/gc/mark/idle:cpu-seconds"}}
 	for in.Scan() {
 		if in.Text() == "stats" {
 			metrics.Read(samples)
-			fmt.Printf("stats %g %g\n", samples[0].Value.Float64(), samples[1].Value.Float64())
+			fmt.Printf("stats %g\n", samples[0].Value.Float64()-samples[1].Value.Float64())
 		}
 	}
 }
@@ -190,22 +195,24 @@ func (p *serverProc) cpu() time.Duration {
 // clockTicks is USER_HZ, 100 on Linux for every architecture Go supports.
 const clockTicks = 100
 
-// gcStats returns the server's GC and total CPU seconds.
-func (p *serverProc) gcStats() (gc, total float64) {
+// gcStats returns the server's GC CPU seconds so far. The runtime updates
+// the figure as GC cycles end, so the table sums it over all rounds.
+func (p *serverProc) gcStats() (gc float64) {
 	fmt.Fprintln(p.in, "stats")
 	if !p.out.Scan() {
 		fatal(fmt.Errorf("tlscache-bench: server %s gave no stats", p.name))
 	}
-	fmt.Sscanf(p.out.Text(), "stats %g %g", &gc, &total)
-	return gc, total
+	fmt.Sscanf(p.out.Text(), "stats %g", &gc)
+	return gc
 }
 
 // procResult is one server's figures in one round.
 type procResult struct {
 	cpuPerHS time.Duration
 	hsPerSec float64
-	gcShare  float64
-	resumed  float64 // share of handshakes that resumed
+	cpu      time.Duration // the server's CPU time in the round
+	gc       float64       // of which GC, in seconds (runtime/metrics)
+	resumed  float64       // share of handshakes that resumed
 }
 
 // loadRound drives p with resuming clients for d and measures it.
@@ -222,7 +229,7 @@ func loadRound(p *serverProc, version uint16, conns int, d time.Duration) procRe
 		}
 		loadConn(p.addr, cfgs[i]) // a full handshake: the session to resume
 	}
-	gc0, tot0 := p.gcStats()
+	gc0 := p.gcStats()
 	cpu0 := p.cpu()
 	var total, resumed atomic.Int64
 	ctx, cancel := context.WithTimeout(context.Background(), d)
@@ -244,12 +251,13 @@ func loadRound(p *serverProc, version uint16, conns int, d time.Duration) procRe
 	wg.Wait()
 	elapsed := time.Since(start)
 	cpu := p.cpu() - cpu0
-	gc1, tot1 := p.gcStats()
+	gc1 := p.gcStats()
 	n := max(total.Load(), 1)
 	return procResult{
 		cpuPerHS: cpu / time.Duration(n),
 		hsPerSec: float64(n) / elapsed.Seconds(),
-		gcShare:  (gc1 - gc0) / max(tot1-tot0, 1e-9),
+		cpu:      cpu,
+		gc:       gc1 - gc0,
 		resumed:  float64(resumed.Load()) / float64(n),
 	}
 }
@@ -288,7 +296,7 @@ func runProcs(out *bufio.Writer, extra []string, sizes []int, versions []uint16,
 	}
 	fmt.Fprintf(out, "Process mode: %d rounds of %v per server and configuration, %d client connections at a time, GOMAXPROCS %d, %s.\n\n",
 		rounds, d, conns, runtime.GOMAXPROCS(0), cpuModel())
-	fmt.Fprintf(out, "| TLS | cache size | server | CPU µs per handshake (median) | handshakes/s (median) | resumed | GC share of CPU (median) | heap B/session | heap objects/session | CPU ratio stdlib/server min/median/max | handshakes/s ratio server/stdlib min/median/max |\n")
+	fmt.Fprintf(out, "| TLS | cache size | server | CPU µs per handshake (median) | handshakes/s (median) | resumed | GC share of CPU (all rounds, no idle marking) | heap B/session | heap objects/session | CPU ratio stdlib/server min/median/max | handshakes/s ratio server/stdlib min/median/max |\n")
 	fmt.Fprintf(out, "|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, v := range versions {
 		for _, size := range sizes {
@@ -315,11 +323,13 @@ func runProcs(out *bufio.Writer, extra []string, sizes []int, versions []uint16,
 				p.stop()
 			}
 			for i, s := range servers {
-				var cpu, hs, gc, resumed, cpuRatio, hsRatio []float64
+				var cpu, hs, resumed, cpuRatio, hsRatio []float64
+				var gc, total float64
 				for r, x := range res[i] {
 					cpu = append(cpu, float64(x.cpuPerHS.Nanoseconds())/1e3)
 					hs = append(hs, x.hsPerSec)
-					gc = append(gc, x.gcShare)
+					gc += x.gc
+					total += x.cpu.Seconds()
 					resumed = append(resumed, x.resumed)
 					base := res[0][r]
 					cpuRatio = append(cpuRatio, float64(base.cpuPerHS)/float64(x.cpuPerHS))
@@ -342,7 +352,7 @@ func runProcs(out *bufio.Writer, extra []string, sizes []int, versions []uint16,
 					sizeCol = "(stateless)"
 				}
 				fmt.Fprintf(out, "| 1.%d | %s | %s | %.1f | %.0f | %.0f %% | %.1f %% | %s | %s | %s | %s |\n",
-					v-tls.VersionTLS10, sizeCol, s.name, median(cpu), median(hs), 100*median(resumed), 100*median(gc),
+					v-tls.VersionTLS10, sizeCol, s.name, median(cpu), median(hs), 100*median(resumed), 100*gc/max(total, 1e-9),
 					heap, objs, ratios(cpuRatio), ratios(hsRatio))
 			}
 			out.Flush()
