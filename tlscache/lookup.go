@@ -141,7 +141,7 @@ func (c *Cache) lookupInternal(id, idContext []byte, take bool) (s *Session, fou
 		return nil, false
 	}
 	e := &t.ents[i]
-	if ctx, ok := t.ctxs.lookup(idContext); !ok || ctx != e.ctx {
+	if t.ctxs.get(e.ctx) != string(idContext) {
 		c.mu.Unlock()
 		c.stats.contextMismatches.Add(1)
 		return nil, true

@@ -334,16 +334,6 @@ func (c *interned) ref(ctx []byte) uint32 {
 	return id
 }
 
-// lookup returns ctx's id without a reference, or false if no cached
-// session has it.
-func (c *interned) lookup(ctx []byte) (uint32, bool) {
-	if len(ctx) == 0 {
-		return 0, true
-	}
-	id, ok := c.ids[string(ctx)]
-	return id, ok
-}
-
 func (c *interned) get(id uint32) string {
 	if id == 0 {
 		return ""
