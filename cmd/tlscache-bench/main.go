@@ -14,6 +14,12 @@
 //	-growth list    cache sizes of the growth rows (default 1000,100000,1000000)
 //	-cpuprofile f, -memprofile f   profiles of the whole run
 //
+// Two more modes are built for noisy machines: -procs runs real server
+// processes (stdlib tickets, the adapter, and other builds given with
+// -server) against a load client in this process and reads their CPU from
+// /proc (procs.go); -callgrind counts the instructions of the core's
+// operations at 1k and 1M sessions under valgrind (callgrind.go).
+//
 // Handshakes run over an in-memory pipe, client and server in this process,
 // four client/server pairs per GOMAXPROCS: a row's cost is both sides' CPU. The adapter rows use the adapter on both
 // sides (Server and ClientCache); the stdlib rows use stateless tickets and
