@@ -91,9 +91,6 @@ func TestMaxSessionBytes(t *testing.T) {
 // the garbage collector has to look at, beyond a constant number of
 // buffers.
 func TestHandshakeSessionsAreNotObjects(t *testing.T) {
-	if testing.Short() {
-		t.Skip("100k sessions")
-	}
 	c := New(&Options{Size: -1, MaxBytes: -1})
 	ctx := bytes.Repeat([]byte("c"), 32)
 	before := heapAfterGC()
