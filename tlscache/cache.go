@@ -541,11 +541,21 @@ func (c *Cache) copyLocked(i int32) *Session {
 	e := &t.ents[i]
 	ctx := t.ctxs.get(e.ctx)
 	id, state := t.id(e), t.state(e)
-	buf := make([]byte, len(id)+len(ctx)+len(state))
+	size := len(id) + len(ctx) + len(state)
+	var s *Session
+	var buf []byte
+	if size <= smallSession {
+		// One allocation for the Session and its bytes, as a typical
+		// server session (16-byte ID, 32-byte context, ~60-byte state) is.
+		sb := new(sessionWithBytes)
+		s, buf = &sb.s, sb.b[:size:size]
+	} else {
+		s, buf = new(Session), make([]byte, size)
+	}
 	n := copy(buf, id)
 	m := n + copy(buf[n:], ctx)
 	copy(buf[m:], state)
-	s := &Session{ID: buf[:n:n], State: buf[m:]}
+	s.ID, s.State = buf[:n:n], buf[m:]
 	if m > n {
 		s.IDContext = buf[n:m:m]
 	}
@@ -553,6 +563,15 @@ func (c *Cache) copyLocked(i int32) *Session {
 	s.hasCreated.Store(true)
 	s.timeout.Store(e.timeout)
 	return s
+}
+
+// smallSession is the most bytes a copy keeps in the allocation of its
+// Session.
+const smallSession = 144
+
+type sessionWithBytes struct {
+	s Session
+	b [smallSession]byte
 }
 
 // unlinkLocked removes slot i and returns its session, marked not
