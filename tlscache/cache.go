@@ -369,7 +369,8 @@ func (c *Cache) addLocked(s *Session, o *Cache, now int64, refresh, probe, keep 
 		return false, nil
 	}
 	size := len(s.ID) + len(s.IDContext) + len(s.State)
-	if (c.maxSession > 0 && size > c.maxSession) || size > math.MaxInt32/2 {
+	if (c.maxSession > 0 && size > c.maxSession) || size > math.MaxInt32/2 ||
+		(c.maxBytes > 0 && charge(len(s.ID), len(s.IDContext), len(s.State)) > c.maxBytes) {
 		c.stats.tooLarge.Add(1)
 		return false, nil
 	}

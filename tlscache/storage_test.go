@@ -81,6 +81,11 @@ func TestMaxSessionBytes(t *testing.T) {
 	if len(log.news) != 1 {
 		t.Errorf("the new hook saw %d sessions, want the large one too", len(log.news))
 	}
+	tiny := New(&Options{MaxBytes: 1024, MaxSessionBytes: -1}) // the budget alone bounds a session
+	tiny.Add(sess("one", 0, time.Hour))
+	if tiny.Add(chain) || tiny.Len() != 1 || tiny.Stats().TooLarge != 1 || tiny.Stats().CacheFull != 0 {
+		t.Fatalf("a session above the whole budget: Len %d, %+v", tiny.Len(), tiny.Stats())
+	}
 	big := New(&Options{MaxSessionBytes: 1 << 20})
 	if !big.Add(chain) || big.Bytes() < 236<<10 {
 		t.Fatalf("with a 1 MiB limit the session is cached: Bytes %d", big.Bytes())
