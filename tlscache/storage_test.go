@@ -146,6 +146,27 @@ func TestCopiesStandForTheCachedSession(t *testing.T) {
 	}
 }
 
+// A copy handed out before a FlushAll does not stand for a session cached
+// after it in the same slot.
+func TestCopyStaleAfterFlushAll(t *testing.T) {
+	c, _, _ := newTestCache(t, Options{})
+	old := handshakeSession(1, nil, 57)
+	c.NewSession(Server, old)
+	p := c.Peek(old.ID)
+	c.FlushAll()
+	fresh := handshakeSession(2, nil, 57)
+	c.NewSession(Server, fresh) // takes the same slot
+	if p.Resumable() {
+		t.Error("a copy of a flushed session is resumable")
+	}
+	if !c.Add(p) || c.Len() != 2 {
+		t.Errorf("Add of the stale copy was taken for a no-op (Len %d)", c.Len())
+	}
+	if err := c.check(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Sessions of handshakes that never complete cannot evict established
 // ones: a flood fills only the probationary share.
 func TestProbationProtectsEstablished(t *testing.T) {

@@ -75,6 +75,10 @@ type table struct {
 
 	nProbe     int   // probationary sessions
 	probeBytes int64 // their charged bytes
+
+	// gen numbers every insert, across resets too, so that a copy handed
+	// out before a FlushAll never stands for a session cached after it.
+	gen uint32
 }
 
 func (t *table) init() {
@@ -185,7 +189,12 @@ func (t *table) insert(id, ctx, state []byte, obj *Session, created, timeout int
 		t.free = t.ents[i].next
 	}
 	e := &t.ents[i]
-	gen := e.gen + 1
+	t.gen++
+	gen := t.gen
+	if gen == 0 { // 0 is what a Session that was never cached holds
+		t.gen++
+		gen = t.gen
+	}
 	h := maphash.Bytes(t.seed, id)
 	*e = entry{hash: h, created: created, timeout: timeout, gen: gen, idLen: uint32(len(id)), stLen: uint32(len(state)), next: noSlot}
 	if 4*(t.n+1) > 3*len(t.index) {
