@@ -172,10 +172,14 @@ func TestOneTicketEightClients(t *testing.T) {
 				st.Offered != st.Accepted+st.Replays+st.Refused || (tc.policy == adapter.EarlyDataOff && st.Accepted != 0) {
 				t.Fatalf("EarlyDataStats = %+v, want at least %+v", st, tc.stats)
 			}
-			// Offered counts the resumptions from the shared ticket; the
-			// resends go without early data.
-			if st := s.qs.Stats(); st.Used0RTT != int64(tc.early) {
-				t.Fatalf("Stats = %+v, want %d connections with 0-RTT", st, tc.early)
+			// The connections with 0-RTT: the shared ticket's one, and
+			// at most one more per refused client, whose own redial may
+			// offer the fresh ticket its refused connection got; none
+			// under EarlyDataOff. (The handler's count above is the exact
+			// one for the shared ticket.)
+			if st := s.qs.Stats(); st.Used0RTT < int64(tc.early) || st.Used0RTT > int64(tc.early)*n ||
+				(tc.policy == adapter.EarlyDataOff && st.Used0RTT != 0) {
+				t.Fatalf("Stats = %+v, want %d connections with 0-RTT from the shared ticket (and at most %d in all)", st, tc.early, tc.early*n)
 			}
 			t.Logf("policy %s: %d clients, %d in 0-RTT, %d requests resent; %+v", tc.policy, n, early, resent, s.srv.EarlyDataStats())
 		})
