@@ -138,12 +138,12 @@ func isMaster(ctx context.Context, c *redis.Client) bool {
 
 // watchCluster runs subscriptions on the nodes of the cluster, one at a
 // time, until ctx is done: when a node fails or goes silent, the next.
-func (s *Store) watchCluster(ctx context.Context, deleted func(key string), lost func()) error {
+func (s *Store) watchCluster(ctx context.Context, w watch) error {
 	pause := 10 * time.Millisecond
 	for {
 		nodes := s.cluster.nodes(ctx, s.channel)
 		for _, n := range nodes {
-			if s.subscribe(ctx, n, deleted, lost, true) {
+			if s.subscribe(ctx, n, w, true) {
 				pause = 10 * time.Millisecond // it worked for a while
 			}
 			if err := ctx.Err(); err != nil {

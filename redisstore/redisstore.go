@@ -39,7 +39,6 @@ package redisstore
 import (
 	"context"
 	"errors"
-	"net"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -200,89 +199,4 @@ func (s *Store) miss(err error) error {
 		s.cluster.failed()
 	}
 	return err
-}
-
-// healthInterval is how long Watch waits on a quiet subscription before
-// it pings, and then for the answer, before it takes the connection for
-// dead (silently dropped by a NAT, a load balancer or a partition) and
-// subscribes again.
-const healthInterval = time.Second
-
-// Watch implements tlscache.Watcher with SUBSCRIBE on the channel. go-redis
-// reconnects and subscribes again after a broken connection; a connection
-// that goes silent is found by pinging it after a quiet second, and
-// replaced. Each confirmed subscription calls lost. While Redis is
-// unreachable Watch retries with a growing pause, up to a second. On a
-// Redis Cluster it subscribes on one node, any node, and moves to another
-// when that one fails or goes silent; through a Sentinel failover client,
-// on the master and on each of its replicas (see sentinel.go).
-func (s *Store) Watch(ctx context.Context, deleted func(key string), lost func()) error {
-	if s.cluster != nil {
-		return s.watchCluster(ctx, deleted, lost)
-	}
-	if fc, ok := isFailover(s.c); ok {
-		return s.watchFailover(ctx, fc, deleted, lost)
-	}
-	for {
-		s.subscribe(ctx, s.c, deleted, lost, false)
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-	}
-}
-
-// subscriber is a client that subscribes: the store's, or one node's.
-type subscriber interface {
-	Subscribe(ctx context.Context, channels ...string) *redis.PubSub
-}
-
-// subscribe runs one subscription on c until ctx is done or it goes
-// silent, and with leave, until it fails; it reports whether a
-// subscription was confirmed.
-func (s *Store) subscribe(ctx context.Context, c subscriber, deleted func(key string), lost func(), leave bool) (confirmed bool) {
-	ps := c.Subscribe(ctx, s.channel)
-	stop := context.AfterFunc(ctx, func() { ps.Close() })
-	defer stop()
-	defer ps.Close()
-	pause := 10 * time.Millisecond
-	pinged := false
-	for {
-		msg, err := ps.ReceiveTimeout(ctx, healthInterval)
-		if ctx.Err() != nil {
-			return confirmed
-		}
-		var ne net.Error
-		switch {
-		case errors.As(err, &ne) && ne.Timeout():
-			if pinged {
-				return confirmed // silent
-			}
-			if ps.Ping(ctx) != nil {
-				return confirmed
-			}
-			pinged = true
-			continue
-		case err != nil && leave:
-			return confirmed
-		case err != nil:
-			pinged = false
-			if sleep(ctx, pause) != nil {
-				return confirmed
-			}
-			pause = min(2*pause, time.Second)
-			continue
-		}
-		pause, pinged = 10*time.Millisecond, false
-		switch m := msg.(type) {
-		case *redis.Subscription:
-			if m.Kind == "subscribe" && m.Channel == s.channel {
-				confirmed = true
-				lost()
-			}
-		case *redis.Message:
-			if m.Channel == s.channel {
-				deleted(m.Payload)
-			}
-		}
-	}
 }

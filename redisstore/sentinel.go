@@ -87,16 +87,23 @@ func (d *dedup) first(key string) bool {
 
 // watchFailover runs a subscription through the failover client (on the
 // master) and one on each replica, until ctx is done.
-func (s *Store) watchFailover(ctx context.Context, fc *redis.Client, deleted func(key string), lost func()) error {
+func (s *Store) watchFailover(ctx context.Context, fc *redis.Client, w watch) error {
 	d := &dedup{seen: map[string]time.Time{}}
 	once := func(key string) {
 		if d.first(key) {
-			deleted(key)
+			w.deleted(key)
 		}
 	}
 	var mu sync.Mutex // lost and once run from several subscriptions
 	deliver := func(key string) { mu.Lock(); defer mu.Unlock(); once(key) }
-	resync := func() { mu.Lock(); defer mu.Unlock(); lost() }
+	resync := func() {
+		if w.synced != nil {
+			mu.Lock()
+			defer mu.Unlock()
+			w.synced()
+		}
+	}
+	sw := watch{hb: w.hb, deleted: deliver, synced: resync, alive: w.alive}
 
 	var wg sync.WaitGroup
 	run := func(ctx context.Context, c subscriber) {
@@ -104,7 +111,7 @@ func (s *Store) watchFailover(ctx context.Context, fc *redis.Client, deleted fun
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
-				s.subscribe(ctx, c, deliver, resync, false)
+				s.subscribe(ctx, c, sw, false)
 			}
 		}()
 	}
