@@ -2,7 +2,6 @@ package fleet
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"log/slog"
 	"sync"
@@ -84,6 +83,17 @@ type Options struct {
 	// failing and the back-off starts, and when it answers again and the
 	// back-off ends: once per change, never per handshake.
 	Logger *slog.Logger
+	// Lifetime is how long a revocation is kept in the store as a
+	// tombstone: the longest session timeout of the fleet. Zero means
+	// tlscache.DefaultTimeout.
+	Lifetime time.Duration
+	// FailOpen keeps resuming sessions while the watch cannot be trusted
+	// (see Tier.Trusted). Its cost: a server that misses a revocation
+	// (its subscription broken, the store paused or unreachable) resumes
+	// the revoked sessions it holds, and those it can still read, until it
+	// resyncs, however long that takes. The default, fail closed, turns
+	// those resumptions into full handshakes instead.
+	FailOpen bool
 }
 
 // A Tier is a tlscache.Store seen as the external tier of a Cache: its
@@ -102,8 +112,10 @@ type Tier struct {
 	readyOnce sync.Once
 
 	mu       sync.Mutex
-	pending  map[string]struct{}
-	retrying bool // a retryPending runs
+	pending  map[string]pendingOp
+	retrying bool // a retryLoop runs
+
+	rev revState
 
 	stats struct {
 		calls, errors, skipped, backOffs, badValues atomic.Int64
@@ -124,9 +136,10 @@ func New(store tlscache.Store, opts *Options) (*Tier, error) {
 		keys:    append([]Key(nil), opts.Keys...),
 		dl:      deadline{fixed: opts.Timeout, min: DefaultTimeout, max: opts.MaxTimeout},
 		now:     opts.Now,
-		pending: make(map[string]struct{}),
+		pending: make(map[string]pendingOp),
 		ready:   make(chan struct{}),
 	}
+	t.rev.init(opts)
 	t.sharded, _ = store.(Sharded)
 	if t.dl.max <= 0 {
 		t.dl.max = DefaultMaxTimeout
@@ -189,6 +202,14 @@ func (t *Tier) Put(ctx context.Context, s *tlscache.Session) error {
 // the session from the store and opens it. A value that does not open is
 // ErrUnsealed.
 func (t *Tier) GetHook(id []byte, take bool) (*tlscache.Session, error) {
+	if !t.Trusted() {
+		return nil, ErrUntrusted
+	}
+	return t.get(id, take)
+}
+
+// get reads a session from the store, trusted or not.
+func (t *Tier) get(id []byte, take bool) (*tlscache.Session, error) {
 	key := storeKey(id)
 	var blob []byte
 	err := t.do(context.Background(), key, func(ctx context.Context) (err error) {
@@ -214,19 +235,20 @@ func (t *Tier) GetHook(id []byte, take bool) (*tlscache.Session, error) {
 // RemoveID, RemoveFunc: revocation) is deleted from the store, so every
 // server stops resuming it; one taken for single use is taken from the
 // store too, and ErrCacheMiss tells the cache that another server took it
-// first. Evictions, flushes and expiry are local housekeeping that the
-// store's own TTL and size handle: they are not propagated. A removal that
-// fails is kept and retried, in the background, after the next call that
-// succeeds and whenever Watch sees the store come back.
+// first. A removal also leaves a tombstone in the store (a Revoker) for
+// Options.Lifetime. Evictions, flushes and expiry are local housekeeping
+// that the store's own TTL and size handle: they are not propagated. A
+// removal that fails is kept and retried on a timer, with back-off, until
+// the store takes it.
 func (t *Tier) RemoveHook(s *tlscache.Session, why tlscache.Reason) error {
 	key := storeKey(s.ID)
 	switch why {
 	case tlscache.Removed:
 		err := t.do(context.Background(), key, func(ctx context.Context) error {
-			return t.store.Delete(ctx, key)
+			return t.revokeKey(ctx, key, key)
 		})
 		if err != nil {
-			t.addPending(key)
+			t.addPending(key, pendingOp{revoke: true})
 		}
 		return err
 	case tlscache.Taken:
@@ -235,53 +257,12 @@ func (t *Tier) RemoveHook(s *tlscache.Session, why tlscache.Reason) error {
 			return err
 		})
 		if err != nil && !errors.Is(err, tlscache.ErrCacheMiss) {
-			t.addPending(key)
+			t.addPending(key, pendingOp{})
 		}
 		return err
 	}
 	return nil
 }
-
-// A Target is what Watch keeps in step with the store: a *tlscache.Cache,
-// or an *adapter.Server, which also revokes the families other servers
-// revoke.
-type Target interface {
-	Invalidate(id []byte) bool
-	FlushAll() int
-}
-
-var _ Target = (*tlscache.Cache)(nil)
-
-// Watch keeps cache's internal tier in step with the store until ctx is
-// done: a session that another server removes is dropped here
-// (Invalidate), and whenever the watch starts or comes back after a break,
-// the internal tier is flushed (revocations may have been missed; the
-// sessions themselves are still in the store) and removals that failed
-// meanwhile are retried. Run it in its own goroutine for the life of the
-// cache, started before the server accepts connections. It returns
-// ctx.Err(), or ErrNoWatch if the store is not a tlscache.Watcher.
-func (t *Tier) Watch(ctx context.Context, cache Target) error {
-	w, ok := t.store.(tlscache.Watcher)
-	if !ok {
-		return ErrNoWatch
-	}
-	return w.Watch(ctx, func(key string) {
-		if id, err := hex.DecodeString(key); err == nil {
-			t.stats.invalidations.Add(1)
-			cache.Invalidate(id)
-		}
-	}, func() {
-		t.stats.resyncs.Add(1)
-		cache.FlushAll()
-		t.startRetry()
-		t.readyOnce.Do(func() { close(t.ready) })
-	})
-}
-
-// Ready is closed once a Watch has started working: from then on, removals
-// by other servers reach the cache. A server that must not resume a
-// revoked session waits for it before accepting connections.
-func (t *Tier) Ready() <-chan struct{} { return t.ready }
 
 // do runs op on the store key under the deadline, unless the store (or
 // the key's shard) is backing off, and counts the outcome. A miss is a
@@ -313,56 +294,6 @@ func (t *Tier) do(ctx context.Context, key string, op func(context.Context) erro
 	return err
 }
 
-func (t *Tier) addPending(key string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if len(t.pending) < maxPending {
-		t.pending[key] = struct{}{}
-	} else {
-		t.stats.dropped.Add(1)
-	}
-}
-
-// startRetry starts retryPending in the background, unless nothing is
-// pending or it runs already.
-func (t *Tier) startRetry() {
-	t.mu.Lock()
-	start := len(t.pending) > 0 && !t.retrying
-	t.retrying = t.retrying || start
-	t.mu.Unlock()
-	if start {
-		go t.retryPending()
-	}
-}
-
-// retryPending deletes from the store the sessions whose removal failed,
-// until one fails again.
-func (t *Tier) retryPending() {
-	defer func() {
-		t.mu.Lock()
-		t.retrying = false
-		t.mu.Unlock()
-	}()
-	t.mu.Lock()
-	keys := make([]string, 0, len(t.pending))
-	for k := range t.pending {
-		keys = append(keys, k)
-	}
-	t.mu.Unlock()
-	for _, k := range keys {
-		ctx, cancel := context.WithTimeout(context.Background(), t.dl.get())
-		err := t.store.Delete(ctx, k)
-		cancel()
-		if err != nil {
-			return // still failing; the next success or resync tries again
-		}
-		t.stats.retried.Add(1)
-		t.mu.Lock()
-		delete(t.pending, k)
-		t.mu.Unlock()
-	}
-}
-
 // Stats are a tier's counters. The cache's own Stats count the same
 // failures as StoreErrors and the resumptions from the store as
 // ExternalHits.
@@ -373,13 +304,17 @@ type Stats struct {
 	BackOffs      int64 `json:"back_offs"`     // times the store started being skipped
 	BadValues     int64 `json:"bad_values"`    // stored values that did not open (ErrUnsealed)
 	Invalidations int64 `json:"invalidations"` // removals by other servers reported by Watch
-	Resyncs       int64 `json:"resyncs"`       // times Watch (re)started and flushed the internal tier
+	Resyncs       int64 `json:"resyncs"`       // times Watch (re)subscribed and reloaded the tombstones
 	Retried       int64 `json:"retried"`       // failed removals later done
 	Dropped       int64 `json:"dropped"`       // failed removals not kept: too many pending
 	Pending       int   `json:"pending"`       // failed removals waiting for the store to come back
 	BackingOff    bool  `json:"backing_off"`   // the store, or a shard of it, is being skipped now
 	// Deadline is the deadline of the next store call (see Options.Timeout).
 	Deadline time.Duration `json:"deadline"`
+	// Trusted: the watch hears revocations now (see Tier.Trusted).
+	Trusted bool `json:"trusted"`
+	// Untrusted counts the times the tier stopped trusting its watch.
+	Untrusted int64 `json:"untrusted"`
 }
 
 // Stats returns a snapshot of the tier's counters.
@@ -393,6 +328,6 @@ func (t *Tier) Stats() Stats {
 		BackOffs: t.stats.backOffs.Load(), BadValues: t.stats.badValues.Load(),
 		Invalidations: t.stats.invalidations.Load(), Resyncs: t.stats.resyncs.Load(),
 		Retried: t.stats.retried.Load(), Dropped: t.stats.dropped.Load(), Pending: pending, BackingOff: backing,
-		Deadline: t.dl.get(),
+		Deadline: t.dl.get(), Trusted: t.Trusted(), Untrusted: t.rev.distrusts.Load(),
 	}
 }

@@ -1,0 +1,434 @@
+package fleet
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tlscache/tlscache/tlscache"
+)
+
+// Revocation timing. A server trusts its watch while it has heard its own
+// heartbeat (published through the store and received on its subscription)
+// within Silence; after it stopped trusting it, or after a resubscription,
+// it trusts it again Quarantine after the heartbeat (and the tombstone
+// reload) came back, so that removals other servers could not make during
+// the fault, retried every RetryMax at most, land first.
+const (
+	// Silence is how long a watch may go without hearing its heartbeat
+	// before the tier stops trusting it: with the default heartbeat
+	// (redisstore, 100 ms) a revocation missed is refused within about
+	// Silence, well within the fleet's promise of one second.
+	Silence = 500 * time.Millisecond
+	// Quarantine is how long trust waits after a fault ended.
+	Quarantine = 500 * time.Millisecond
+	// RetryMin and RetryMax bound the back-off between retries of failed
+	// removals and revocations.
+	RetryMin = 50 * time.Millisecond
+	RetryMax = 250 * time.Millisecond
+	// reloadTimeout bounds the read of the tombstones at a resync.
+	reloadTimeout = time.Second
+)
+
+var (
+	// ErrUntrusted is the error of a get hook call made while the tier
+	// does not trust its watch: fail closed, a full handshake.
+	ErrUntrusted = errors.New("fleet: not resuming: revocations may be missed (watch not trusted)")
+	// ErrNotConfirmed is wrapped by a waiting revocation that not every
+	// watching server confirmed in time.
+	ErrNotConfirmed = errors.New("fleet: revocation not confirmed by every watching server")
+)
+
+// A Revoker is a store that keeps revocations durable and confirms them:
+// redisstore.Store is one. Without it a Tier deletes and publishes through
+// Store.Delete, and RevokeWait cannot wait for the other servers.
+type Revoker interface {
+	// Revoke deletes key, records it as revoked for ttl (a tombstone), and
+	// publishes message to every watcher, in that order; it returns how
+	// many watchers received the message.
+	Revoke(ctx context.Context, key, message string, ttl time.Duration) (receivers int64, err error)
+	// Revoked returns the keys of the tombstones not yet expired.
+	Revoked(ctx context.Context) ([]string, error)
+	// Publish sends message to every watcher.
+	Publish(ctx context.Context, message string) error
+}
+
+// A LiveWatcher is a tlscache.Watcher that also proves its subscription
+// works: alive is called each time it receives a heartbeat it published
+// through the store, at least every Silence/4 while all is well.
+type LiveWatcher interface {
+	WatchLive(ctx context.Context, deleted func(message string), synced func(), alive func()) error
+}
+
+// Messages on the watch: a key (hex), a key and a nonce ("key nonce": a
+// revocation whose sender waits for confirmations), or an ack.
+const ackPrefix = "!ack "
+
+// revState is the revocation half of a Tier.
+type revState struct {
+	base       time.Time // monotonic origin of the times below
+	failOpen   bool
+	lifetime   time.Duration
+	live       bool
+	watching   atomic.Bool
+	synced     atomic.Bool
+	everSynced atomic.Bool
+	alive      atomic.Int64 // since base, of the last heartbeat; 0: none yet
+	trustFrom  atomic.Int64 // since base
+	distrusts  atomic.Int64
+	closed     chan struct{}
+	closeOnce  sync.Once
+
+	mu      sync.Mutex
+	waiters map[string]*ackWaiter // by nonce
+}
+
+// An ackWaiter counts the confirmations of one waiting revocation.
+type ackWaiter struct {
+	n    atomic.Int64
+	more chan struct{} // signalled after each
+}
+
+func (r *revState) init(opts *Options) {
+	r.base = time.Now()
+	r.failOpen = opts.FailOpen
+	r.lifetime = opts.Lifetime
+	if r.lifetime <= 0 {
+		r.lifetime = tlscache.DefaultTimeout
+	}
+	r.closed = make(chan struct{})
+	r.waiters = make(map[string]*ackWaiter)
+}
+
+func (r *revState) mono() int64 { return int64(time.Since(r.base)) }
+
+// Trusted reports whether the tier can be sure it hears the fleet's
+// revocations: true until Watch is first called (a tier with no watch
+// makes no promise), then only while the watch is subscribed, has loaded
+// the store's tombstones since, and (for a LiveWatcher such as
+// redisstore's) has heard its heartbeat within Silence. While it is false
+// the get hook misses and an adapter.Server watched by this tier resumes
+// nothing: fail closed. Options.FailOpen makes it always true.
+func (t *Tier) Trusted() bool {
+	r := &t.rev
+	if r.failOpen || !r.watching.Load() {
+		return true
+	}
+	if !r.synced.Load() {
+		return false
+	}
+	now := r.mono()
+	if r.live && now-r.alive.Load() > int64(Silence) {
+		return false
+	}
+	return now >= r.trustFrom.Load()
+}
+
+// Close stops the tier's background retries. Removals still pending are
+// dropped.
+func (t *Tier) Close() { t.rev.closeOnce.Do(func() { close(t.rev.closed) }) }
+
+// A Target is what Watch keeps in step with the store: a *tlscache.Cache,
+// or an *adapter.Server, which also applies the revocations of lineages,
+// server names, contexts and client certificates that other servers make.
+type Target interface {
+	Invalidate(id []byte) bool
+	FlushAll() int
+}
+
+var _ Target = (*tlscache.Cache)(nil)
+
+// fleetMember is a Target that takes part in revocations (adapter.Server).
+type fleetMember interface {
+	SetFleet(trusted func() bool, publish func(ctx context.Context, marker []byte, wait bool) error, get func(id []byte) (*tlscache.Session, error))
+}
+
+// Watch keeps target in step with the store until ctx is done: a session
+// or revocation that another server removes is passed to
+// target.Invalidate. Each time the watch (re)subscribes, the store's
+// tombstones are read again and passed to Invalidate, so that what was
+// published meanwhile is not missed; a plain Cache target, which cannot
+// apply revocations of whole lineages, is also flushed then. Removals that
+// failed are retried. Watch also makes the tier fail closed (see Trusted)
+// and connects an adapter.Server target to the fleet (its SetFleet), so
+// that all its revocations are durable, fleet-wide and can be waited for.
+// Run it in its own goroutine for the life of the cache, and wait for
+// Ready before accepting connections. It returns ctx.Err(), or ErrNoWatch
+// if the store is not a tlscache.Watcher.
+func (t *Tier) Watch(ctx context.Context, target Target) error {
+	w, ok := t.store.(tlscache.Watcher)
+	lw, live := t.store.(LiveWatcher)
+	if !ok && !live {
+		return ErrNoWatch
+	}
+	t.rev.live = live
+	t.rev.watching.Store(true)
+	m, member := target.(fleetMember)
+	if member {
+		m.SetFleet(t.Trusted, t.publishMarker, func(id []byte) (*tlscache.Session, error) { return t.get(id, false) })
+	}
+	deleted := func(msg string) { t.onMessage(target, msg) }
+	synced := func() {
+		t.stats.resyncs.Add(1)
+		if t.rev.synced.Swap(false) {
+			t.rev.distrusts.Add(1)
+		}
+		if !member {
+			target.FlushAll()
+		}
+		if !t.reload(ctx, target) {
+			return
+		}
+		now := t.rev.mono()
+		if t.rev.everSynced.Swap(true) {
+			t.rev.trustFrom.Store(now + int64(Quarantine))
+		}
+		t.rev.synced.Store(true)
+		t.startRetry()
+		t.checkReady()
+	}
+	if live {
+		return lw.WatchLive(ctx, deleted, synced, t.onAlive)
+	}
+	return w.Watch(ctx, deleted, synced)
+}
+
+// Ready is closed once a Watch has started working (subscribed, tombstones
+// loaded, heartbeat heard): from then on, removals by other servers reach
+// the cache. A server that must not resume a revoked session waits for it
+// before accepting connections.
+func (t *Tier) Ready() <-chan struct{} { return t.ready }
+
+func (t *Tier) checkReady() {
+	if t.rev.synced.Load() && (!t.rev.live || t.rev.alive.Load() > 0) {
+		t.readyOnce.Do(func() { close(t.ready) })
+	}
+}
+
+func (t *Tier) onAlive() {
+	now := t.rev.mono()
+	prev := t.rev.alive.Swap(now)
+	if prev > 0 && now-prev > int64(Silence) {
+		// Heard again after a silence: trust only after the quarantine.
+		t.rev.distrusts.Add(1)
+		t.rev.trustFrom.Store(now + int64(Quarantine))
+	}
+	t.checkReady()
+}
+
+// reload passes the store's tombstones to target, retrying until it works
+// or ctx is done.
+func (t *Tier) reload(ctx context.Context, target Target) bool {
+	r, ok := t.store.(Revoker)
+	if !ok {
+		return true
+	}
+	delay := RetryMin
+	for {
+		rctx, cancel := context.WithTimeout(ctx, reloadTimeout)
+		keys, err := r.Revoked(rctx)
+		cancel()
+		if err == nil {
+			for _, k := range keys {
+				if id, err := hex.DecodeString(k); err == nil {
+					target.Invalidate(id)
+				}
+			}
+			return true
+		}
+		if !sleep(ctx, t.rev.closed, delay) {
+			return false
+		}
+		delay = min(2*delay, time.Second)
+	}
+}
+
+func (t *Tier) onMessage(target Target, msg string) {
+	if nonce, ok := strings.CutPrefix(msg, ackPrefix); ok {
+		t.rev.mu.Lock()
+		w := t.rev.waiters[nonce]
+		t.rev.mu.Unlock()
+		if w != nil {
+			w.n.Add(1)
+			select {
+			case w.more <- struct{}{}:
+			default:
+			}
+		}
+		return
+	}
+	key, nonce, _ := strings.Cut(msg, " ")
+	if id, err := hex.DecodeString(key); err == nil && len(id) > 0 {
+		t.stats.invalidations.Add(1)
+		target.Invalidate(id)
+	}
+	if r, ok := t.store.(Revoker); ok && nonce != "" {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			r.Publish(ctx, ackPrefix+nonce)
+		}()
+	}
+}
+
+// revokeKey deletes key, leaving a tombstone, and publishes message.
+func (t *Tier) revokeKey(ctx context.Context, key, message string) error {
+	if r, ok := t.store.(Revoker); ok {
+		_, err := r.Revoke(ctx, key, message, t.rev.lifetime)
+		return err
+	}
+	return t.store.Delete(ctx, key)
+}
+
+// publishMarker is what an adapter.Server revokes through (its SetFleet):
+// the marker is made durable and published; with wait, until every server
+// that received it confirms it applied it, retrying the store until ctx is
+// done.
+func (t *Tier) publishMarker(ctx context.Context, marker []byte, wait bool) error {
+	key := storeKey(marker)
+	r, ok := t.store.(Revoker)
+	if !wait || !ok {
+		err := t.do(ctx, key, func(ctx context.Context) error { return t.revokeKey(ctx, key, key) })
+		if err != nil {
+			t.addPending(key, pendingOp{revoke: true})
+			return fmt.Errorf("fleet: revocation not stored, retried in the background: %w", err)
+		}
+		if wait {
+			return fmt.Errorf("%w: the store cannot confirm (not a fleet.Revoker)", ErrNotConfirmed)
+		}
+		return nil
+	}
+	b := make([]byte, 12)
+	rand.Read(b)
+	nonce := hex.EncodeToString(b)
+	acks := &ackWaiter{more: make(chan struct{}, 1)}
+	t.rev.mu.Lock()
+	t.rev.waiters[nonce] = acks
+	t.rev.mu.Unlock()
+	defer func() {
+		t.rev.mu.Lock()
+		delete(t.rev.waiters, nonce)
+		t.rev.mu.Unlock()
+	}()
+	var receivers int64
+	delay := RetryMin
+	for {
+		cctx, cancel := context.WithTimeout(ctx, max(t.dl.get(), 250*time.Millisecond))
+		n, err := r.Revoke(cctx, key, key+" "+nonce, t.rev.lifetime)
+		cancel()
+		if err == nil {
+			receivers = n
+			break
+		}
+		if !sleep(ctx, t.rev.closed, delay) {
+			t.addPending(key, pendingOp{revoke: true})
+			return fmt.Errorf("fleet: revocation not stored, retried in the background: %w", errors.Join(err, ctx.Err()))
+		}
+		delay = min(2*delay, RetryMax)
+	}
+	for acks.n.Load() < receivers {
+		select {
+		case <-acks.more:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %d of %d: %w", ErrNotConfirmed, acks.n.Load(), receivers, ctx.Err())
+		}
+	}
+	return nil
+}
+
+// A pendingOp is a removal to retry: a revocation with its tombstone, or a
+// plain delete.
+type pendingOp struct{ revoke bool }
+
+func (t *Tier) addPending(key string, op pendingOp) {
+	t.mu.Lock()
+	if len(t.pending) < maxPending {
+		t.pending[key] = op
+	} else {
+		t.stats.dropped.Add(1)
+	}
+	t.mu.Unlock()
+	t.startRetry()
+}
+
+// startRetry starts retryLoop, unless nothing is pending or it runs.
+func (t *Tier) startRetry() {
+	t.mu.Lock()
+	start := len(t.pending) > 0 && !t.retrying
+	t.retrying = t.retrying || start
+	t.mu.Unlock()
+	if start {
+		go t.retryLoop()
+	}
+}
+
+// retryLoop retries the pending removals on a timer, with back-off from
+// RetryMin to RetryMax, whatever the traffic, until none is left or the
+// tier is closed.
+func (t *Tier) retryLoop() {
+	delay := RetryMin
+	for {
+		if !sleep(context.Background(), t.rev.closed, delay) {
+			t.mu.Lock()
+			t.retrying = false
+			t.mu.Unlock()
+			return
+		}
+		t.mu.Lock()
+		if len(t.pending) == 0 {
+			t.retrying = false
+			t.mu.Unlock()
+			return
+		}
+		keys := make([]string, 0, len(t.pending))
+		ops := make([]pendingOp, 0, len(t.pending))
+		for k, op := range t.pending {
+			keys, ops = append(keys, k), append(ops, op)
+		}
+		t.mu.Unlock()
+		failed := false
+		for i, k := range keys {
+			ctx, cancel := context.WithTimeout(context.Background(), t.dl.get())
+			var err error
+			if ops[i].revoke {
+				err = t.revokeKey(ctx, k, k)
+			} else {
+				err = t.store.Delete(ctx, k)
+			}
+			cancel()
+			if err != nil {
+				failed = true
+				break
+			}
+			t.stats.retried.Add(1)
+			t.mu.Lock()
+			delete(t.pending, k)
+			t.mu.Unlock()
+		}
+		if failed {
+			delay = min(2*delay, RetryMax)
+		} else {
+			delay = RetryMin
+		}
+	}
+}
+
+// sleep waits d; false if ctx is done or closed is closed first.
+func sleep(ctx context.Context, closed <-chan struct{}, d time.Duration) bool {
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-closed:
+		return false
+	}
+}
