@@ -1,7 +1,6 @@
 package adapter
 
 import (
-	"bytes"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -22,7 +21,8 @@ type binding struct {
 	userVC    func(tls.ConnectionState) error
 
 	// Of one handshake (handshake set): how many identities it looked up,
-	// and the TLS 1.2 session it resumes, which WrapSession re-issues.
+	// and the session it resumes with its lineage: WrapSession re-issues a
+	// TLS 1.2 one, and puts a new TLS 1.3 ticket in its lineage.
 	lookups atomic.Int32
 	// early: the ClientHello offers early data; unwraps counts the
 	// identities crypto/tls asked about (only the first may carry it).
@@ -30,6 +30,7 @@ type binding struct {
 	unwraps atomic.Int32
 	mu      sync.Mutex
 	resumed *tlscache.Session
+	meta    *lineageMeta
 }
 
 // bind sets cfg's callbacks to b's.
@@ -46,23 +47,27 @@ func (b *binding) contexts() *contexts {
 	return b.st.contexts()
 }
 
-// takeResumed returns the TLS 1.2 session this handshake's UnwrapSession
-// found, and forgets it: its secret stays reachable no longer than the
-// handshake needs it.
-func (b *binding) takeResumed() *tlscache.Session {
+// takeResumed returns the session this handshake's UnwrapSession found,
+// and its lineage, and forgets them: its secret stays reachable no longer
+// than the handshake needs it.
+func (b *binding) takeResumed() (*tlscache.Session, *lineageMeta) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	s := b.resumed
-	b.resumed = nil
-	return s
+	s, m := b.resumed, b.meta
+	b.resumed, b.meta = nil, nil
+	return s, m
 }
 
 // wrap is Config.WrapSession: it stores the session under a fresh random
-// identity and returns that identity as the ticket.
+// identity and returns that identity as the ticket. The session joins the
+// lineage of the one its handshake resumed, recorded in its state.
 func (b *binding) wrap(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, error) {
 	srv := b.st.srv
-	resumed := b.takeResumed()
-	if cs.DidResume && cs.Version < tls.VersionTLS13 && resumed != nil {
+	resumed, pmeta := b.takeResumed()
+	if !cs.DidResume {
+		resumed, pmeta = nil, nil
+	}
+	if resumed != nil && cs.Version < tls.VersionTLS13 && !srv.opts.SingleUse {
 		// crypto/tls re-issues the resumed TLS 1.2 session (same secret,
 		// same creation time, same Extra): hand out the same identity
 		// instead of growing the cache.
@@ -78,17 +83,9 @@ func (b *binding) wrap(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, er
 		return resumed.ID, nil
 	}
 	id := randomID()
-	var parent *tlscache.Session
-	if b.rec != nil && cs.DidResume {
-		parent = b.rec.Resumed()
-	}
-	family := id
-	if parent != nil {
-		// The family travels in the state, so that every server sharing
-		// a store knows it (see RevokeFamily).
-		family = familyOf(parent)
-		setFamily(ss, family)
-	}
+	parent := resumed
+	meta := newLineageMeta(pmeta, id, srv.cache.Now().UnixNano(), &cs)
+	setMeta(ss, meta)
 	state, err := ss.Bytes()
 	if err != nil {
 		return nil, err
@@ -98,8 +95,8 @@ func (b *binding) wrap(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, er
 	state = append(make([]byte, 0, len(state)), state...)
 	ctx := b.contexts().issued(cs.ServerName)
 	sess := &tlscache.Session{ID: id, IDContext: ctx, State: state}
-	if b.rec != nil || len(cs.PeerCertificates) > 0 {
-		sess.Value = &serverMeta{peerCertificates: cs.PeerCertificates, family: family}
+	if len(cs.PeerCertificates) > 0 {
+		sess.Value = &serverMeta{peerCertificates: cs.PeerCertificates}
 	}
 	if cs.DidResume || cs.Version < tls.VersionTLS13 {
 		// The client proved it holds a cached session (a resumption), or
@@ -109,6 +106,13 @@ func (b *binding) wrap(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, er
 	}
 	if !srv.cache.NewSession(tlscache.Server, sess) && parent != nil && srv.opts.InheritApproval {
 		srv.cache.Add(sess)
+	}
+	if parent != nil {
+		for _, old := range srv.lin.issued(meta.lineage, parent.ID, id) {
+			if srv.cache.Invalidate(old) {
+				srv.evicted.Add(1)
+			}
+		}
 	}
 	if b.rec != nil {
 		b.rec.addIssued(sess)
@@ -124,7 +128,8 @@ func randomID() []byte {
 
 // unwrap is Config.UnwrapSession. Whatever goes wrong (unknown or malformed
 // identity, another context, expiry, a failing store, a state that does not
-// parse) gives (nil, nil): a full handshake, never an aborted one.
+// parse, a revoked lineage, a fleet whose revocations this server may have
+// missed) gives (nil, nil): a full handshake, never an aborted one.
 //
 // crypto/tls calls it for each PSK identity of a TLS 1.3 ClientHello (up
 // to five). Only identities of IDLen bytes, the only ones a Server issues,
@@ -140,6 +145,10 @@ func (b *binding) unwrap(identity []byte, cs tls.ConnectionState) (*tls.SessionS
 		return nil, nil
 	}
 	srv := b.st.srv
+	if f := srv.fleet.Load(); f != nil && !f.trusted() {
+		srv.untrusted.Add(1)
+		return nil, nil
+	}
 	ctx := b.contexts().forName(cs.ServerName)
 	var sess *tlscache.Session
 	take := srv.opts.SingleUse || srv.early.takes(first, &srv.opts)
@@ -155,12 +164,22 @@ func (b *binding) unwrap(identity []byte, cs tls.ConnectionState) (*tls.SessionS
 	if err != nil {
 		return nil, nil
 	}
+	meta := metaOf(ss)
+	if meta == nil {
+		meta = &lineageMeta{lineage: sess.ID, born: sess.Created().UnixNano()}
+	}
+	if srv.revs.revoked(sess, meta) {
+		srv.revs.refused.Add(1)
+		srv.cache.Invalidate(sess.ID)
+		return nil, nil
+	}
 	srv.early.decide(srv, first, take, sess, ss)
-	if cs.Version < tls.VersionTLS13 && !take && b.handshake {
+	if b.handshake {
 		b.mu.Lock()
-		b.resumed = sess
+		b.resumed, b.meta = sess, meta
 		b.mu.Unlock()
 	}
+	srv.lin.used(meta.lineage, sess.ID)
 	if b.rec != nil {
 		b.rec.setResumed(sess)
 	}
@@ -185,56 +204,8 @@ func (b *binding) verify(cs tls.ConnectionState) error {
 	return nil
 }
 
-// serverMeta is the Value of a server session issued on a tracked
-// connection or to a client that presented certificates.
+// serverMeta is the Value of a server session whose client presented
+// certificates.
 type serverMeta struct {
 	peerCertificates []*x509.Certificate
-	family           []byte // the ID of the session that started the family
-}
-
-// familyOf returns the ID of the first session of sess's family: sess
-// itself unless it was issued on a connection resumed from another. A
-// session another server issued (read from a shared store) carries its
-// family in its state.
-func familyOf(sess *tlscache.Session) []byte {
-	if m, ok := sess.Value.(*serverMeta); ok && m.family != nil {
-		return m.family
-	}
-	if f := familyFromState(sess.State); f != nil {
-		return f
-	}
-	return sess.ID
-}
-
-// familyTag starts the SessionState.Extra entry that names a session's
-// family, when it is not the session itself.
-var familyTag = []byte("tlscache family\x00")
-
-// setFamily records family in ss.Extra, replacing any family there.
-func setFamily(ss *tls.SessionState, family []byte) {
-	extra := ss.Extra[:0:0]
-	for _, e := range ss.Extra {
-		if !bytes.HasPrefix(e, familyTag) {
-			extra = append(extra, e)
-		}
-	}
-	ss.Extra = append(extra, append(append([]byte(nil), familyTag...), family...))
-}
-
-// familyFromState returns the family recorded in a serialized state, or
-// nil. Most states have none, and are not parsed.
-func familyFromState(state []byte) []byte {
-	if !bytes.Contains(state, familyTag) {
-		return nil
-	}
-	ss, err := tls.ParseSessionState(state)
-	if err != nil {
-		return nil
-	}
-	for _, e := range ss.Extra {
-		if f, ok := bytes.CutPrefix(e, familyTag); ok && len(f) > 0 {
-			return f
-		}
-	}
-	return nil
 }

@@ -32,12 +32,13 @@ type ServerOptions struct {
 	// 1.2 resumption, which re-issues the same secret, stores it under a
 	// new identity, usable once again.
 	SingleUse bool
-	// InheritApproval adds to the cache every session issued on a tracked
-	// connection (see ConnContext) that resumed from a cached session, also
-	// under NoInternalStore. Clients offer the newest ticket they got, and a
-	// TLS 1.3 resumption issues a new one: without this, an approved session
-	// resumes once and its successor is a stranger. The successors form the
-	// approved session's family, which RevokeFamily removes at once.
+	// InheritApproval adds to the cache every session issued on a
+	// connection that resumed from a cached session, also under
+	// NoInternalStore. Clients offer the newest ticket they got, and a TLS
+	// 1.3 resumption issues a new one: without this, an approved session
+	// resumes once and its successor is a stranger. The successors join
+	// the approved session's lineage (its family), which RevokeFamily ends
+	// at once.
 	InheritApproval bool
 	// EarlyData is the early-data (0-RTT) policy; the zero value,
 	// EarlyDataOnce, accepts a ticket's early data at most once.
@@ -47,6 +48,14 @@ type ServerOptions struct {
 	// fleet.Tier of that store, so that early data is accepted once across
 	// the fleet.
 	EarlyDataClaims tlscache.Claimer
+	// LineageTickets is how many sessions of one lineage this server keeps
+	// in its cache, most recently used or issued first: when a resumption
+	// issues a new ticket, the lineage's older ones beyond this number
+	// leave the internal tier (not the store), so that the cache's
+	// capacity counts clients rather than connections. A client that keeps
+	// offering one ticket keeps it. Zero means DefaultLineageTickets;
+	// negative means no limit.
+	LineageTickets int
 }
 
 // Server binds a tlscache.Cache to crypto/tls servers: Install sets a
@@ -59,6 +68,12 @@ type Server struct {
 	names      nameRegistry
 	nameBudget atomic.Int64 // bytes left for the configs' name caches
 	early      earlyData
+
+	revs      revocations
+	lin       *lineages
+	fleet     atomic.Pointer[fleetLink]
+	untrusted atomic.Int64 // resumptions refused: the fleet's watch not trusted
+	evicted   atomic.Int64 // sessions dropped by the per-lineage limit
 
 	mu        sync.Mutex
 	installed map[weak.Pointer[tls.Config]]weak.Pointer[configState] // configs Install bound
@@ -80,6 +95,11 @@ func NewServer(cache *tlscache.Cache, opts *ServerOptions) *Server {
 		s.opts.IDContext = append([]byte(nil), opts.IDContext...)
 	}
 	s.early.init(cache, &s.opts)
+	limit := s.opts.LineageTickets
+	if limit == 0 {
+		limit = DefaultLineageTickets
+	}
+	s.lin = newLineages(limit, max(cache.Size(), 1024))
 	return s
 }
 
@@ -215,22 +235,6 @@ func (s *Server) stateFor(cfg *tls.Config) *configState {
 	s.derived[cfg] = st
 	s.order = append(s.order, cfg)
 	return st
-}
-
-// states returns every config state alive: installed and derived.
-func (s *Server) states() []*configState {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []*configState
-	for _, w := range s.installed {
-		if st := w.Value(); st != nil {
-			out = append(out, st)
-		}
-	}
-	for _, st := range s.derived {
-		out = append(out, st)
-	}
-	return out
 }
 
 func (st *configState) getConfigForClient(chi *tls.ClientHelloInfo) (*tls.Config, error) {
