@@ -230,6 +230,7 @@ func (l *lineages) issued(lineage, parent, child []byte) (out [][]byte) {
 	}
 	e := el.Value.(*lineageEntry)
 	l.lru.MoveToFront(el)
+	e.front(parent) // the ticket being offered stays, however many resume it at once
 	e.front(child)
 	if len(e.ids) > l.limit {
 		out = append(out, e.ids[l.limit:]...)

@@ -34,6 +34,8 @@ type fleetOptions struct {
 	mode         tlscache.Mode // zero: Server (two tiers)
 	log          *slog.Logger  // the tier's
 	opts         *adapter.ServerOptions
+	untracked    bool // handshakes run without a ConnSessions
+	failOpen     bool // fleet.Options.FailOpen
 }
 
 // newFleetOptions returns the options of a new fleet on the Redis at
@@ -67,12 +69,17 @@ func startMember(t *testing.T, cfg *tls.Config, o fleetOptions) *fleetMember {
 	if o.timeout < 0 { // the default
 		o.timeout = 0
 	}
-	tier, err := fleet.New(store, &fleet.Options{Keys: o.keys, Timeout: o.timeout, Logger: o.log})
+	tier, err := fleet.New(store, &fleet.Options{Keys: o.keys, Timeout: o.timeout, Logger: o.log, FailOpen: o.failOpen})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(tier.Close)
 	cache := tlscache.New(tier.Hooks(&tlscache.Options{Mode: o.mode}))
-	s := startServer(t, cfg, cache, o.opts)
+	var serverOpts []func(*server)
+	if o.untracked {
+		serverOpts = append(serverOpts, untracked)
+	}
+	s := startServer(t, cfg, cache, o.opts, serverOpts...)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); tier.Watch(ctx, s.srv) }()
@@ -85,8 +92,13 @@ func startMember(t *testing.T, cfg *tls.Config, o fleetOptions) *fleetMember {
 	return &fleetMember{server: s, tier: tier, store: store}
 }
 
-// A server follows the fleet's removals, families included.
-var _ fleet.Target = (*adapter.Server)(nil)
+// A server follows the fleet's removals, families included; the Redis store
+// keeps tombstones and proves its watch alive.
+var (
+	_ fleet.Target      = (*adapter.Server)(nil)
+	_ fleet.Revoker     = (*redisstore.Store)(nil)
+	_ fleet.LiveWatcher = (*redisstore.Store)(nil)
+)
 
 // ticketFrom returns a client config that offers, from now on, the ticket
 // of one full handshake with the server at addr.
