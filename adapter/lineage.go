@@ -154,18 +154,49 @@ func metaOf(ss *tls.SessionState) *lineageMeta {
 	return nil
 }
 
-// sessionMeta returns the metadata of a cached session, parsing its state;
-// a session with none (made by hand, or by an older version) is a lineage
-// of its own, born at its creation.
+// sessionMeta returns the metadata of a cached session, read from its
+// state; a session with none (made by hand, or by an older version) is a
+// lineage of its own, born at its creation.
 func sessionMeta(sess *tlscache.Session) *lineageMeta {
-	if bytes.Contains(sess.State, metaTag) {
-		if ss, err := tls.ParseSessionState(sess.State); err == nil {
-			if m := metaOf(ss); m != nil {
-				return m
-			}
-		}
+	if m := metaFromState(sess.State); m != nil {
+		return m
 	}
 	return &lineageMeta{lineage: sess.ID, born: sess.Created().UnixNano()}
+}
+
+// metaFromState finds the lineage entry in a serialized tls.SessionState
+// without parsing all of it (certificates come after Extra): version (2),
+// type (1), cipher suite (2), creation time (8), secret (8-bit length),
+// then Extra, a 24-bit-length list of 24-bit-length entries. It returns nil
+// for anything else.
+func metaFromState(state []byte) *lineageMeta {
+	const fixed = 2 + 1 + 2 + 8
+	if len(state) < fixed+1 {
+		return nil
+	}
+	rest := state[fixed:]
+	n := int(rest[0])
+	if len(rest) < 1+n+3 {
+		return nil
+	}
+	rest = rest[1+n:]
+	total := int(rest[0])<<16 | int(rest[1])<<8 | int(rest[2])
+	rest = rest[3:]
+	if total > len(rest) {
+		return nil
+	}
+	list := rest[:total]
+	for len(list) >= 3 {
+		n := int(list[0])<<16 | int(list[1])<<8 | int(list[2])
+		if n > len(list)-3 {
+			return nil
+		}
+		if m, ok := parseMeta(list[3 : 3+n]); ok {
+			return m
+		}
+		list = list[3+n:]
+	}
+	return nil
 }
 
 // DefaultLineageTickets is the default of ServerOptions.LineageTickets.
