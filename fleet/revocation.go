@@ -193,6 +193,8 @@ func (t *Tier) Watch(ctx context.Context, target Target) error {
 		t.startRetry()
 		t.checkReady()
 	}
+	// Whatever ends the watch, nothing is heard from then on.
+	defer t.rev.synced.Store(false)
 	if live {
 		return lw.WatchLive(ctx, deleted, synced, t.onAlive)
 	}
