@@ -52,28 +52,51 @@
 //
 // Clients offer the newest ticket they hold, and every TLS 1.3 handshake
 // issues a new one, so an approved session alone would resume once. With
-// ServerOptions.InheritApproval, a session issued on a tracked connection
-// that resumed from a cached session is cached too: it joins that
-// session's family, and RevokeFamily (a logout) removes the whole family.
-// A TLS 1.2 resumption hands out the resumed session again, so its family
-// does not grow.
+// ServerOptions.InheritApproval, a session issued on a connection that
+// resumed from a cached session is cached too.
 //
-// Across a fleet (package fleet), a session's family travels in its state
-// (an entry of tls.SessionState.Extra), so a server knows the family of a
-// session another server issued; RevokeFamily also tells the store about
-// the family (FamilyMarker), and every server whose watch targets its
-// Server (fleet.Tier.Watch(ctx, srv)) revokes the members it holds.
+// # Lineage and revocation
 //
-// Every handshake runs, through GetConfigForClient, on a clone of the
-// config made at its ClientHello, whose callbacks hold that handshake's
-// state; for a tracked connection they record into its ConnSessions.
-// Because the clone is made from the config as it is then, a config the
+// Every handshake, tracked or not, runs on callbacks of its own (a clone of
+// the config, made in GetConfigForClient; nothing depends on net.Conn, so
+// QUIC handshakes get them too), so a session issued on a resumed
+// handshake knows its parent: it joins the parent's lineage (its family),
+// the chain of sessions that one full handshake started. A TLS 1.2
+// resumption hands out the resumed session again. The lineage, when it
+// was born, the server name and the client certificate's SHA-256 and
+// subject travel inside the session's state (an entry of
+// tls.SessionState.Extra), so any server of a fleet knows them of a
+// session it loaded from the store (ServerSession shows them).
+//
+// Revocation ends lineages: Revoke (by ID), RevokeFamily (a logout),
+// RevokeServerName, RevokeContext and RevokeClientCertificate (the lineages
+// born before the call), RevokeFunc (the lineages of the cached sessions it
+// matches), and RevokeWait, which takes a Revocation and a context and
+// returns once the revocation is durable and applied by every server of
+// the fleet, or with the error that says it is not. Each revocation is
+// remembered, for the cache's timeout, in a bounded set that every
+// resumption is checked against after its state is parsed, so a session
+// revoked elsewhere, or written back into a store, does not resume, from
+// the internal tier or from the store. With a fleet (fleet.Tier.Watch on
+// the Server, which calls SetFleet) revocations reach every server and the
+// store's tombstones, and a server that cannot be sure it hears them
+// resumes nothing until it can (fail closed; see package fleet).
+//
+// ServerOptions.LineageTickets (DefaultLineageTickets, 4) bounds the
+// sessions of one lineage in the cache, most recently used or issued
+// first: when a resumption issues a ticket, the lineage's older ones
+// beyond the limit leave the internal tier (not the store). So the cache's
+// capacity counts clients rather than connections: a client that rotates
+// tickets holds up to 4 entries, and one that keeps offering one ticket
+// keeps it (it moves to the front at every use) while it is valid.
+//
+// Tracking works through the same per-handshake callbacks: those of a
+// tracked connection also record into its ConnSessions. Because the clone
+// is made from the config as it is at the ClientHello, a config the
 // application changes (a CA dropped from ClientCAs, new certificates)
 // applies from the next handshake on, also for the configs
 // GetConfigForClient returns; crypto/tls still forbids modifying a config
-// while handshakes use it, so replace it or synchronize. Revocation removes one session (Revoke), all
-// sessions of a context, server name or family, or those matching a
-// predicate such as a client certificate (RevokeFunc).
+// while handshakes use it, so replace it or synchronize.
 //
 // # Early data
 //

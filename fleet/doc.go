@@ -4,7 +4,9 @@
 //
 //	tier, err := fleet.New(store, &fleet.Options{Keys: keys})
 //	cache := tlscache.New(tier.Hooks(&tlscache.Options{Mode: tlscache.Server}))
-//	go tier.Watch(ctx, cache) // drop what other servers revoke (or an adapter.Server: families too)
+//	srv := adapter.NewServer(cache, nil)
+//	go tier.Watch(ctx, srv) // apply what other servers revoke; fail closed
+//	<-tier.Ready()
 //
 // # Two tiers
 //
@@ -12,14 +14,56 @@
 // new session goes to both (new hook), a lookup that misses locally asks
 // the store (get hook) and copies the result in. With Server|NoInternal the
 // store alone holds sessions: every resumption is a store round trip, and
-// nothing is held locally. Removing a session (Remove, RemoveID,
-// RemoveFunc, and the adapter's Revoke functions built on them) deletes it
-// from the store and publishes the deletion; Watch drops it from the
-// internal tier of every other server, within a store round trip. Evictions,
-// flushes and expiry stay local: the store expires sessions by its own TTL.
-// RemoveFunc sees only the sessions in the local internal tier. Watch an
-// *adapter.Server rather than its cache, and a logout's RevokeFamily on one
-// server revokes the family on every server.
+// nothing is held locally. Evictions, flushes and expiry stay local: the
+// store expires sessions by its own TTL.
+//
+// # Revocation
+//
+// The promise: once a revocation returned, no server of the fleet resumes
+// a revoked session more than one second later, under any single fault of
+// the store or of a server's connection to it (killed, stopped, paused,
+// partitioned, its subscription silently dropped).
+//
+//   - Durable and fleet-wide. A removal by hand (Remove, RemoveID,
+//     RemoveFunc) and every revocation of an adapter.Server (of a lineage,
+//     server name, context or client certificate: see package adapter)
+//     goes to the store in one call (a Revoker's Revoke: DEL, a tombstone
+//     kept for Options.Lifetime, PUBLISH) and from there to every watching
+//     server, whose Target applies it. Each time a watch (re)subscribes it
+//     reads the tombstones again, so a server that missed the message, or
+//     joins later, applies it too; an adapter.Server keeps what it applied
+//     for its cache's timeout and checks every resumption against it, so a
+//     revoked value written back into the store does not resume.
+//   - Retried. A removal the store did not take is kept and retried on a
+//     timer, with back-off from RetryMin to RetryMax, whatever the traffic,
+//     until it lands (or Close). The adapter's RevokeWait reports it: it
+//     returns an error unless the store took the revocation and every
+//     watching server confirmed it applied it (PUBLISH's count of
+//     receivers, each acknowledging), so a logout handler knows.
+//   - Fail closed. A watch is trusted only while it is subscribed, has
+//     loaded the tombstones since, and (a LiveWatcher such as redisstore's)
+//     has heard, within Silence (500 ms), its own heartbeat published
+//     through the store: proof that publishes go through and that its
+//     subscription delivers. While it is not, the get hook misses and an
+//     adapter.Server resumes nothing (Tier.Trusted; Stats.Trusted). After
+//     a fault, trust returns Quarantine (500 ms) after the heartbeat and
+//     the tombstones came back, so that revocations other servers could
+//     not make during the fault, retried every RetryMax (250 ms) at most,
+//     land first. Options.FailOpen keeps resuming instead: then a server
+//     that misses a revocation resumes the revoked sessions it holds, and
+//     those it can still read, until it resyncs, however long the fault.
+//
+// The price of failing closed: full handshakes on a server while its
+// watch is not trusted (a Redis outage, a partition, a CPU so busy that
+// the heartbeat is half a second late), and one heartbeat PUBLISH per
+// server every 100 ms. Lookups make no extra store call: a handshake makes
+// at most two (its lookup and its new session). What fail closed cannot
+// cover: a revoking server cut off from the store while the others are
+// not gets an error (RevokeWait) and retries; the others refuse the
+// session once it lands. A plain *tlscache.Cache target cannot apply
+// revocations of whole lineages: it is flushed at every resync instead,
+// and its internal tier does not stop resuming while the watch is not
+// trusted (its store tier does); watch an *adapter.Server.
 //
 // Single use (adapter.ServerOptions.SingleUse, or Cache.Take) holds across
 // the fleet: a take from the internal tier is confirmed by an atomic take
@@ -62,11 +106,9 @@
 // Options.Logger gets a line when a back-off starts and when it ends,
 // never one per handshake.
 //
-// A removal that fails is kept and retried after the next call that
-// succeeds, and when Watch sees the store come back; the internal tier is
-// flushed then, since other servers' revocations may have been missed. A
-// lookup whose store read raced with a revocation does not bring the
-// session back (see tlscache.Cache.Invalidate).
+// A removal that fails is retried on a timer (see Revocation). A lookup
+// whose store read raced with a revocation does not bring the session back
+// (see tlscache.Cache.Invalidate).
 //
 // # Security
 //
@@ -84,5 +126,7 @@
 // # Concurrency
 //
 // A Tier is safe for concurrent use; its hooks may run from many handshakes
-// at once. Watch runs until its context is done; cancel it to stop it.
+// at once. Watch runs until its context is done; cancel it to stop it. The
+// retry timer's goroutine runs only while removals are pending; Close
+// stops it.
 package fleet

@@ -150,13 +150,20 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 	reply(w, r, map[string]int64{"sessions_added": added.Load()})
 }
 
-// logout revokes the connection's sessions and their families (the
-// sessions approved by inheritance): the next connection is a full
-// handshake.
+// logout revokes the connection's sessions and their lineages (the
+// sessions approved by inheritance), and waits until every server of the
+// fleet has applied the revocation: the next connection, to any server, is
+// a full handshake.
 func (a *app) logout(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
 	removed := 0
 	for _, s := range adapter.ConnSessionsFrom(r.Context()).All() {
-		removed += a.srv.RevokeFamily(s)
+		n, err := a.srv.RevokeWait(ctx, adapter.Revocation{Session: s})
+		removed += n
+		if err != nil {
+			a.log.Warn("logout: revocation not confirmed by the whole fleet (retried in the background)", "err", err)
+		}
 	}
 	a.log.Info("logout", "sessions_removed", removed)
 	reply(w, r, map[string]int{"sessions_removed": removed})
