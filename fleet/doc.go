@@ -60,10 +60,11 @@
 // at most two (its lookup and its new session). What fail closed cannot
 // cover: a revoking server cut off from the store while the others are
 // not gets an error (RevokeWait) and retries; the others refuse the
-// session once it lands. A plain *tlscache.Cache target cannot apply
-// revocations of whole lineages: it is flushed at every resync instead,
-// and its internal tier does not stop resuming while the watch is not
-// trusted (its store tier does); watch an *adapter.Server.
+// session once it lands. A plain *tlscache.Cache target cannot check
+// trust nor apply revocations of whole lineages: it is flushed when the
+// tier stops trusting its watch (within 50 ms), at every resync, and when
+// Watch returns; watch an *adapter.Server, which keeps its sessions
+// through a fault.
 //
 // Single use (adapter.ServerOptions.SingleUse, or Cache.Take) holds across
 // the fleet: a take from the internal tier is confirmed by an atomic take

@@ -195,6 +195,11 @@ func (t *Tier) Watch(ctx context.Context, target Target) error {
 	}
 	// Whatever ends the watch, nothing is heard from then on.
 	defer t.rev.synced.Store(false)
+	if !member {
+		stop := make(chan struct{})
+		defer close(stop)
+		go t.flushWhenUntrusted(target, stop)
+	}
 	if live {
 		return lw.WatchLive(ctx, deleted, synced, t.onAlive)
 	}
@@ -206,6 +211,34 @@ func (t *Tier) Watch(ctx context.Context, target Target) error {
 // the cache. A server that must not resume a revoked session waits for it
 // before accepting connections.
 func (t *Tier) Ready() <-chan struct{} { return t.ready }
+
+// guardInterval is how often a plain target's trust is checked.
+const guardInterval = 50 * time.Millisecond
+
+// flushWhenUntrusted flushes a target that cannot check trust itself (a
+// plain Cache) each time the tier stops trusting its watch, so that its
+// internal tier fails closed too: what it holds afterwards was issued or
+// read while the watch was trusted again.
+func (t *Tier) flushWhenUntrusted(target Target, stop <-chan struct{}) {
+	tick := time.NewTicker(guardInterval)
+	defer tick.Stop()
+	was := t.Trusted()
+	for {
+		select {
+		case <-stop:
+			if !t.rev.failOpen {
+				target.FlushAll()
+			}
+			return
+		case <-tick.C:
+		}
+		now := t.Trusted()
+		if was && !now {
+			target.FlushAll()
+		}
+		was = now
+	}
+}
 
 func (t *Tier) checkReady() {
 	if t.rev.synced.Load() && (!t.rev.live || t.rev.alive.Load() > 0) {
