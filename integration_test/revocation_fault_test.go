@@ -154,106 +154,134 @@ func clientPause(t *testing.T, addr, mode string) {
 // A's Revoke returned, during the fault or after it; the worst delay is
 // printed per fault, and once the fault is over, every server refuses it.
 func TestRevocationUnderFaults(t *testing.T) {
-	cert := thePKI(t).leaf(t, "localhost")
-	version := uint16(tls.VersionTLS13)
-	for _, f := range faults {
-		t.Run(f.name, func(t *testing.T) {
-			redis := redistest.Start(t)
-			o := newFleetOptions(t, redis.Addr)
-			o.timeout = 100 * time.Millisecond
-			a := startMember(t, serverConfig(version, cert), o)
-			var proxy *redisProxy
-			bo := o
-			if f.viaProxy {
-				proxy = startRedisProxy(t, redis.Addr)
-				bo.addr = proxy.addr
-			}
-			b := startMember(t, serverConfig(version, cert), bo)
-			co := o
-			co.mode = tlscache.Server | tlscache.NoInternal
-			c := startMember(t, serverConfig(version, cert), co)
-
-			client := ticketFrom(t, version, a.addr)
-			id := onlySession(t, a).ID
-			for name, m := range map[string]*fleetMember{"B": b, "C": c} {
-				if !dial(t, m.addr, client).DidResume {
-					t.Fatalf("setup: %s did not resume A's session", name)
+	forEachVersion(t, func(t *testing.T, version uint16) {
+		for _, f := range faults {
+			t.Run(f.name, func(t *testing.T) {
+				worst := runFault(t, version, f, false)
+				if worst > revocationPromise {
+					t.Errorf("a server resumed the revoked session %v after the revoke returned, beyond the promise of %v", worst, revocationPromise)
 				}
-			}
-
-			// Clients hammer B and C with the revoked ticket.
-			var mu sync.Mutex
-			var last = map[string]time.Time{} // latest resumption seen, per server
-			counts := map[string]int{}
-			stop := make(chan struct{})
-			var wg sync.WaitGroup
-			for name, m := range map[string]*fleetMember{"B": b, "C": c} {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for {
-						select {
-						case <-stop:
-							return
-						default:
-						}
-						cs, err := tryDial(m.addr, client)
-						at := time.Now()
-						if err == nil && cs.DidResume {
-							mu.Lock()
-							last[name] = at
-							counts[name]++
-							mu.Unlock()
-						}
-					}
-				}()
-			}
-			waitFor(t, "B and C to resume before the fault", 5*time.Second, func() bool {
-				mu.Lock()
-				defer mu.Unlock()
-				return counts["B"] > 0 && counts["C"] > 0
 			})
+		}
+	})
+}
 
-			began := time.Now()
-			f.start(t, redis, proxy)
-			time.Sleep(20 * time.Millisecond) // the fault is established; B heard its last heartbeat just before
-			a.srv.Revoke(id)
-			revoked := time.Now()
-			mu.Lock()
-			before := map[string]int{"B": counts["B"], "C": counts["C"]}
-			mu.Unlock()
-			time.Sleep(faultLength - time.Since(began)) // the fault's length
-			f.end(t, redis, proxy)
-			ended := time.Now()
-			waitFor(t, "A's revocation to reach the store", 10*time.Second, func() bool { return a.tier.Stats().Pending == 0 })
-			if !pollUntil(10*time.Second, func() bool { return b.tier.Trusted() && c.tier.Trusted() }) {
-				t.Fatalf("B and C do not trust their watch 10 s after the fault: B %+v, C %+v", b.tier.Stats(), c.tier.Stats())
-			}
-			time.Sleep(time.Second) // more handshakes on B and C, trusted again
-			close(stop)
-			wg.Wait()
-
-			var worst time.Duration
-			for _, name := range []string{"B", "C"} {
-				if l := last[name]; l.After(revoked) {
-					worst = max(worst, l.Sub(revoked))
-				}
-			}
-			t.Logf("%s: worst resumption after the revoke returned: %v (B resumed %d times after it, C %d; fault ended %v after the revoke; A's tier %+v)",
-				f.name, worst, counts["B"]-before["B"], counts["C"]-before["C"], ended.Sub(revoked).Round(time.Millisecond), a.tier.Stats())
-			if worst > revocationPromise {
-				t.Errorf("a server resumed the revoked session %v after the revoke returned, beyond the promise of %v", worst, revocationPromise)
-			}
-			for name, m := range map[string]*fleetMember{"A": a, "B": b, "C": c} {
-				if dial(t, m.addr, client).DidResume {
-					t.Errorf("%s resumed the revoked session after the fault", name)
-				}
-			}
-			// The fleet works again: a new session resumes across it.
-			fresh := ticketFrom(t, version, a.addr)
-			if !dial(t, b.addr, fresh).DidResume {
-				t.Errorf("after the fault, a new session from A did not resume on B")
-			}
-		})
+// TestFailOpenCost: with fleet.Options.FailOpen, B, whose subscription is
+// black-holed, goes on resuming the session revoked on A for as long as the
+// fault lasts: the cost the option documents.
+func TestFailOpenCost(t *testing.T) {
+	worst := runFault(t, tls.VersionTLS13, faults[0], true)
+	if worst < revocationPromise {
+		t.Fatalf("fail open: the last resumption of the revoked session came %v after the revoke, within the promise; want B to resume it through the fault", worst)
 	}
+}
+
+// runFault runs one fault scenario and returns the latest resumption of the
+// revoked session on B or C after the revoke returned.
+func runFault(t *testing.T, version uint16, f fault, failOpen bool) time.Duration {
+	cert := thePKI(t).leaf(t, "localhost")
+	redis := redistest.Start(t)
+	o := newFleetOptions(t, redis.Addr)
+	o.timeout = 100 * time.Millisecond
+	a := startMember(t, serverConfig(version, cert), o)
+	var proxy *redisProxy
+	bo := o
+	bo.failOpen = failOpen
+	if f.viaProxy {
+		proxy = startRedisProxy(t, redis.Addr)
+		bo.addr = proxy.addr
+	}
+	b := startMember(t, serverConfig(version, cert), bo)
+	co := o
+	co.mode = tlscache.Server | tlscache.NoInternal
+	c := startMember(t, serverConfig(version, cert), co)
+
+	client := ticketFrom(t, version, a.addr)
+	id := onlySession(t, a).ID
+	for name, m := range map[string]*fleetMember{"B": b, "C": c} {
+		if !dial(t, m.addr, client).DidResume {
+			t.Fatalf("setup: %s did not resume A's session", name)
+		}
+	}
+
+	// Clients hammer B and C with the revoked ticket.
+	var mu sync.Mutex
+	last := map[string]time.Time{} // latest resumption seen, per server
+	counts := map[string]int{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for name, m := range map[string]*fleetMember{"B": b, "C": c} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				cs, err := tryDial(m.addr, client)
+				at := time.Now()
+				if err == nil && cs.DidResume {
+					mu.Lock()
+					last[name] = at
+					counts[name]++
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	defer func() { // on a failure too
+		select {
+		case <-stop:
+		default:
+			close(stop)
+		}
+		wg.Wait()
+	}()
+	waitFor(t, "B and C to resume before the fault", 5*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return counts["B"] > 0 && counts["C"] > 0
+	})
+
+	began := time.Now()
+	f.start(t, redis, proxy)
+	time.Sleep(20 * time.Millisecond) // the fault is established; B heard its last heartbeat just before
+	a.srv.Revoke(id)
+	revoked := time.Now()
+	mu.Lock()
+	before := map[string]int{"B": counts["B"], "C": counts["C"]}
+	mu.Unlock()
+	time.Sleep(faultLength - time.Since(began)) // the fault's length
+	f.end(t, redis, proxy)
+	ended := time.Now()
+	waitFor(t, "A's revocation to reach the store", 10*time.Second, func() bool { return a.tier.Stats().Pending == 0 })
+	if !pollUntil(10*time.Second, func() bool { return b.tier.Trusted() && c.tier.Trusted() }) {
+		t.Fatalf("B and C do not trust their watch 10 s after the fault: B %+v, C %+v", b.tier.Stats(), c.tier.Stats())
+	}
+	time.Sleep(time.Second) // more handshakes on B and C, trusted again
+	close(stop)
+	wg.Wait()
+
+	var worst time.Duration
+	for _, name := range []string{"B", "C"} {
+		if l := last[name]; l.After(revoked) {
+			worst = max(worst, l.Sub(revoked))
+		}
+	}
+	t.Logf("%s (%s, fail open %v): worst resumption after the revoke returned: %v (B resumed %d times after it, C %d; the fault ended %v after the revoke; B's tier: %d times untrusted)",
+		f.name, tls.VersionName(version), failOpen, worst.Round(time.Millisecond), counts["B"]-before["B"], counts["C"]-before["C"],
+		ended.Sub(revoked).Round(time.Millisecond), b.tier.Stats().Untrusted)
+	for name, m := range map[string]*fleetMember{"A": a, "B": b, "C": c} {
+		if dial(t, m.addr, client).DidResume {
+			t.Errorf("%s resumed the revoked session after the fault", name)
+		}
+	}
+	// The fleet works again: a new session resumes across it.
+	fresh := ticketFrom(t, version, a.addr)
+	if !dial(t, b.addr, fresh).DidResume {
+		t.Errorf("after the fault, a new session from A did not resume on B")
+	}
+	return worst
 }

@@ -56,7 +56,8 @@ func refusedWithin(t *testing.T, name string, m *fleetMember, client *tls.Config
 // TestRevokeAfterRotation: A issues a session, the client resumes on B (in
 // TLS 1.3 it now holds the ticket B issued), and the original is revoked on
 // A (by ID, server name, client certificate, predicate) or on C, which never
-// saw a handshake (by client certificate): the client's next connection is
+// saw a handshake (by ID, C reads the session's lineage from Redis; by client
+// certificate): the client's next connection is
 // full on every server, tracked connections or not. New sessions made after
 // a revocation by name or certificate still resume.
 func TestRevokeAfterRotation(t *testing.T) {
@@ -69,6 +70,7 @@ func TestRevokeAfterRotation(t *testing.T) {
 		revoke func(a, c *fleetMember, orig *tlscache.Session)
 	}{
 		{"ID", func(a, _ *fleetMember, orig *tlscache.Session) { a.srv.Revoke(orig.ID) }},
+		{"IDOnC", func(_, c *fleetMember, orig *tlscache.Session) { c.srv.Revoke(orig.ID) }}, // read from Redis
 		{"ServerName", func(a, _ *fleetMember, _ *tlscache.Session) { a.srv.RevokeServerName("LocalHost.") }},
 		{"ClientCertificate", func(a, _ *fleetMember, _ *tlscache.Session) { a.srv.RevokeClientCertificate(alice.Leaf) }},
 		{"ClientCertificateOnC", func(_, c *fleetMember, _ *tlscache.Session) { c.srv.RevokeClientCertificate(alice.Leaf) }},
