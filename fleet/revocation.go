@@ -67,11 +67,13 @@ type LiveWatcher interface {
 }
 
 // Messages on the watch: a key (hex), a key and a nonce ("key nonce": a
-// revocation whose sender waits for confirmations), or an ack.
+// revocation whose sender waits for confirmations), or an ack ("!ack nonce
+// sender").
 const ackPrefix = "!ack "
 
 // revState is the revocation half of a Tier.
 type revState struct {
+	id         string    // this tier's, in its acks
 	base       time.Time // monotonic origin of the times below
 	failOpen   bool
 	lifetime   time.Duration
@@ -96,6 +98,9 @@ type ackWaiter struct {
 }
 
 func (r *revState) init(opts *Options) {
+	b := make([]byte, 8)
+	rand.Read(b)
+	r.id = hex.EncodeToString(b)
 	r.base = time.Now()
 	r.failOpen = opts.FailOpen
 	r.lifetime = opts.Lifetime
@@ -193,13 +198,14 @@ func (t *Tier) Watch(ctx context.Context, target Target) error {
 		t.startRetry()
 		t.checkReady()
 	}
-	// Whatever ends the watch, nothing is heard from then on.
-	defer t.rev.synced.Store(false)
 	if !member {
-		stop := make(chan struct{})
-		defer close(stop)
-		go t.flushWhenUntrusted(target, stop)
+		stop, done := make(chan struct{}), make(chan struct{})
+		go func() { defer close(done); t.flushWhenUntrusted(target, stop) }()
+		defer func() { close(stop); <-done }()
 	}
+	// Whatever ends the watch, nothing is heard from then on (this runs
+	// before the flush above).
+	defer t.rev.synced.Store(false)
 	if live {
 		return lw.WatchLive(ctx, deleted, synced, t.onAlive)
 	}
@@ -285,7 +291,8 @@ func (t *Tier) reload(ctx context.Context, target Target) bool {
 }
 
 func (t *Tier) onMessage(target Target, msg string) {
-	if nonce, ok := strings.CutPrefix(msg, ackPrefix); ok {
+	if rest, ok := strings.CutPrefix(msg, ackPrefix); ok {
+		nonce, _, _ := strings.Cut(rest, " ")
 		t.rev.mu.Lock()
 		w := t.rev.waiters[nonce]
 		t.rev.mu.Unlock()
@@ -307,7 +314,7 @@ func (t *Tier) onMessage(target Target, msg string) {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
-			r.Publish(ctx, ackPrefix+nonce)
+			r.Publish(ctx, ackPrefix+nonce+" "+t.rev.id) // distinct per server: a watch may drop repeated messages
 		}()
 	}
 }
