@@ -95,7 +95,9 @@ func (b *binding) wrap(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, er
 	state = append(make([]byte, 0, len(state)), state...)
 	ctx := b.contexts().issued(cs.ServerName)
 	sess := &tlscache.Session{ID: id, IDContext: ctx, State: state}
-	if len(cs.PeerCertificates) > 0 {
+	if b.rec != nil || len(cs.PeerCertificates) > 0 {
+		// A Value keeps the object itself cached (see tlscache.Session),
+		// as ConnSessions promises.
 		sess.Value = &serverMeta{peerCertificates: cs.PeerCertificates}
 	}
 	if cs.DidResume || cs.Version < tls.VersionTLS13 {
@@ -204,8 +206,8 @@ func (b *binding) verify(cs tls.ConnectionState) error {
 	return nil
 }
 
-// serverMeta is the Value of a server session whose client presented
-// certificates.
+// serverMeta is the Value of a server session issued on a tracked
+// connection or to a client that presented certificates.
 type serverMeta struct {
 	peerCertificates []*x509.Certificate
 }

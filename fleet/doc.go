@@ -42,20 +42,21 @@
 //     receivers, each acknowledging), so a logout handler knows.
 //   - Fail closed. A watch is trusted only while it is subscribed, has
 //     loaded the tombstones since, and (a LiveWatcher such as redisstore's)
-//     has heard, within Silence (500 ms), its own heartbeat published
+//     has heard, within Silence (700 ms), its own heartbeat published
 //     through the store: proof that publishes go through and that its
 //     subscription delivers. While it is not, the get hook misses and an
 //     adapter.Server resumes nothing (Tier.Trusted; Stats.Trusted). After
-//     a fault, trust returns Quarantine (500 ms) after the heartbeat and
+//     a fault, trust returns Quarantine (300 ms) after the heartbeat and
 //     the tombstones came back, so that revocations other servers could
-//     not make during the fault, retried every RetryMax (250 ms) at most,
-//     land first. Options.FailOpen keeps resuming instead: then a server
+//     not make during the fault land first: each server retries its
+//     pending ones as soon as its own heartbeat is back, and every
+//     RetryMax (200 ms) at most. Options.FailOpen keeps resuming instead: then a server
 //     that misses a revocation resumes the revoked sessions it holds, and
 //     those it can still read, until it resyncs, however long the fault.
 //
 // The price of failing closed: full handshakes on a server while its
 // watch is not trusted (a Redis outage, a partition, a CPU so busy that
-// the heartbeat is half a second late), and one heartbeat PUBLISH per
+// the heartbeat is 0.7 s late), and one heartbeat PUBLISH per
 // server every 100 ms. Lookups make no extra store call: a handshake makes
 // at most two (its lookup and its new session). What fail closed cannot
 // cover: a revoking server cut off from the store while the others are

@@ -19,19 +19,21 @@ import (
 // within Silence; after it stopped trusting it, or after a resubscription,
 // it trusts it again Quarantine after the heartbeat (and the tombstone
 // reload) came back, so that removals other servers could not make during
-// the fault, retried every RetryMax at most, land first.
+// the fault land first: each server retries its pending removals as soon
+// as its own heartbeat comes back, and every RetryMax at most.
 const (
 	// Silence is how long a watch may go without hearing its heartbeat
 	// before the tier stops trusting it: with the default heartbeat
 	// (redisstore, 100 ms) a revocation missed is refused within about
-	// Silence, well within the fleet's promise of one second.
-	Silence = 500 * time.Millisecond
+	// Silence, within the fleet's promise of one second, and a busy host's
+	// scheduling stalls rarely reach it.
+	Silence = 700 * time.Millisecond
 	// Quarantine is how long trust waits after a fault ended.
-	Quarantine = 500 * time.Millisecond
+	Quarantine = 300 * time.Millisecond
 	// RetryMin and RetryMax bound the back-off between retries of failed
 	// removals and revocations.
 	RetryMin = 50 * time.Millisecond
-	RetryMax = 250 * time.Millisecond
+	RetryMax = 200 * time.Millisecond
 	// reloadTimeout bounds the read of the tombstones at a resync.
 	reloadTimeout = time.Second
 )
@@ -86,6 +88,7 @@ type revState struct {
 	distrusts  atomic.Int64
 	closed     chan struct{}
 	closeOnce  sync.Once
+	kick       chan struct{} // retry now
 
 	mu      sync.Mutex
 	waiters map[string]*ackWaiter // by nonce
@@ -108,6 +111,7 @@ func (r *revState) init(opts *Options) {
 		r.lifetime = tlscache.DefaultTimeout
 	}
 	r.closed = make(chan struct{})
+	r.kick = make(chan struct{}, 1)
 	r.waiters = make(map[string]*ackWaiter)
 }
 
@@ -256,9 +260,14 @@ func (t *Tier) onAlive() {
 	now := t.rev.mono()
 	prev := t.rev.alive.Swap(now)
 	if prev > 0 && now-prev > int64(Silence) {
-		// Heard again after a silence: trust only after the quarantine.
+		// Heard again after a silence: trust only after the quarantine,
+		// and retry what is pending at once.
 		t.rev.distrusts.Add(1)
 		t.rev.trustFrom.Store(now + int64(Quarantine))
+		select {
+		case t.rev.kick <- struct{}{}:
+		default:
+		}
 	}
 	t.checkReady()
 }
@@ -416,7 +425,13 @@ func (t *Tier) startRetry() {
 func (t *Tier) retryLoop() {
 	delay := RetryMin
 	for {
-		if !sleep(context.Background(), t.rev.closed, delay) {
+		tm := time.NewTimer(delay)
+		select {
+		case <-tm.C:
+		case <-t.rev.kick:
+			tm.Stop()
+		case <-t.rev.closed:
+			tm.Stop()
 			t.mu.Lock()
 			t.retrying = false
 			t.mu.Unlock()

@@ -35,6 +35,8 @@ var tierHelp = map[string]string{
 	"Pending":       "Failed removals waiting to be retried.",
 	"BackingOff":    "1 while the store is being skipped.",
 	"Deadline":      "Deadline of the next store call.",
+	"Trusted":       "1 while the revocation watch is trusted (0: fail closed, no resumption).",
+	"Untrusted":     "Times the revocation watch stopped being trusted.",
 }
 
 var earlyHelp = map[string]string{

@@ -25,6 +25,10 @@ import (
 const (
 	HeartbeatInterval = 100 * time.Millisecond
 	silentAfter       = 600 * time.Millisecond
+	// heartbeatTimeout bounds one heartbeat's PUBLISH: longer than the
+	// interval, so that a busy host's slow round trips still count (the
+	// next tick waits), shorter than fleet.Silence.
+	heartbeatTimeout = 300 * time.Millisecond
 )
 
 // Watch implements tlscache.Watcher with SUBSCRIBE on the channel. go-redis
@@ -142,7 +146,7 @@ func (s *Store) heartbeat(ctx context.Context, hb string) {
 			return
 		case <-tick.C:
 		}
-		pctx, cancel := context.WithTimeout(ctx, HeartbeatInterval)
+		pctx, cancel := context.WithTimeout(ctx, heartbeatTimeout)
 		s.miss(s.pipelined(pctx, hb, func(p redis.Pipeliner) error {
 			p.Publish(pctx, hb, "")
 			return nil
