@@ -195,7 +195,10 @@ func (t *Tier) Watch(ctx context.Context, target Target) error {
 			return
 		}
 		now := t.rev.mono()
-		if t.rev.everSynced.Swap(true) {
+		if t.rev.everSynced.Swap(true) && t.rev.live && now-t.rev.alive.Load() > int64(Silence) {
+			// Back after a silence: others' revocations may be pending.
+			// (A resubscription while the heartbeat kept coming, such as
+			// another Sentinel node's, only needed the reload.)
 			t.rev.trustFrom.Store(now + int64(Quarantine))
 		}
 		t.rev.synced.Store(true)

@@ -50,13 +50,17 @@ func (s *Store) WatchLive(ctx context.Context, deleted func(message string), syn
 	b := make([]byte, 8)
 	rand.Read(b)
 	hb := s.prefix + "alive:" + hex.EncodeToString(b)
-	beats, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go s.heartbeat(beats, hb)
 	w := watch{hb: hb, deleted: deleted, synced: synced, alive: alive}
 	if s.cluster != nil {
+		// The heartbeat goes through the node the watch listens on: what
+		// it proves is that this node delivers, and a dead master
+		// elsewhere does not silence it.
+		w.perNode = true
 		return s.watchCluster(ctx, w)
 	}
+	beats, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go s.heartbeat(beats, s.c, hb)
 	if fc, ok := isFailover(s.c); ok {
 		return s.watchFailover(ctx, fc, w)
 	}
@@ -74,11 +78,13 @@ type watch struct {
 	deleted func(message string)
 	synced  func() // may be nil
 	alive   func() // may be nil
+	perNode bool   // each subscription publishes its own heartbeat
 }
 
 // subscriber is a client that subscribes: the store's, or one node's.
 type subscriber interface {
 	Subscribe(ctx context.Context, channels ...string) *redis.PubSub
+	Publish(ctx context.Context, channel string, message any) *redis.IntCmd
 }
 
 // subscribe runs one subscription on c until ctx is done or it goes
@@ -89,6 +95,11 @@ func (s *Store) subscribe(ctx context.Context, c subscriber, w watch, leave bool
 	stop := context.AfterFunc(ctx, func() { ps.Close() })
 	defer stop()
 	defer ps.Close()
+	if w.perNode {
+		beats, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go s.heartbeat(beats, c, w.hb)
+	}
 	pause := 10 * time.Millisecond
 	heard := time.Now() // of the last confirmation or heartbeat
 	for {
@@ -136,8 +147,9 @@ func (s *Store) subscribe(ctx context.Context, c subscriber, w watch, leave bool
 	}
 }
 
-// heartbeat publishes on hb every HeartbeatInterval until ctx is done.
-func (s *Store) heartbeat(ctx context.Context, hb string) {
+// heartbeat publishes on hb through c every HeartbeatInterval until ctx is
+// done.
+func (s *Store) heartbeat(ctx context.Context, c subscriber, hb string) {
 	tick := time.NewTicker(HeartbeatInterval)
 	defer tick.Stop()
 	for {
@@ -147,10 +159,7 @@ func (s *Store) heartbeat(ctx context.Context, hb string) {
 		case <-tick.C:
 		}
 		pctx, cancel := context.WithTimeout(ctx, heartbeatTimeout)
-		s.miss(s.pipelined(pctx, hb, func(p redis.Pipeliner) error {
-			p.Publish(pctx, hb, "")
-			return nil
-		}))
+		c.Publish(pctx, hb, "")
 		cancel()
 	}
 }
