@@ -137,6 +137,17 @@ func TestRevokeAfterRotation(t *testing.T) {
 	})
 }
 
+// threeMembers starts a fleet of A and B (two tiers) and C (Redis alone),
+// and returns them with the options of a further member (Redis alone).
+func threeMembers(t *testing.T, addr string, version uint16, cert tls.Certificate) (a, b, c *fleetMember, o fleetOptions) {
+	o = newFleetOptions(t, addr)
+	a = startMember(t, serverConfig(version, cert), o)
+	b = startMember(t, serverConfig(version, cert), o)
+	o.mode = tlscache.Server | tlscache.NoInternal
+	c = startMember(t, serverConfig(version, cert), o)
+	return a, b, c, o
+}
+
 // storedValues returns the session values in Redis under prefix.
 func storedValues(t *testing.T, addr, prefix string) map[string][]byte {
 	t.Helper()
@@ -170,11 +181,7 @@ func TestRevokedValueWrittenBack(t *testing.T) {
 	addr := redistest.Addr(t)
 	cert := thePKI(t).leaf(t, "localhost")
 	forEachVersion(t, func(t *testing.T, version uint16) {
-		o := newFleetOptions(t, addr)
-		a := startMember(t, serverConfig(version, cert), o)
-		b := startMember(t, serverConfig(version, cert), o)
-		o.mode = tlscache.Server | tlscache.NoInternal
-		c := startMember(t, serverConfig(version, cert), o)
+		a, b, c, o := threeMembers(t, addr, version, cert)
 
 		tickets := &stickyCache{}
 		client := clientConfig(t, version, "localhost", tickets)
@@ -221,11 +228,7 @@ func TestRevokeWaitConfirmed(t *testing.T) {
 	addr := redistest.Addr(t)
 	cert := thePKI(t).leaf(t, "localhost")
 	forEachVersion(t, func(t *testing.T, version uint16) {
-		o := newFleetOptions(t, addr)
-		a := startMember(t, serverConfig(version, cert), o)
-		b := startMember(t, serverConfig(version, cert), o)
-		o.mode = tlscache.Server | tlscache.NoInternal
-		c := startMember(t, serverConfig(version, cert), o)
+		a, b, c, _ := threeMembers(t, addr, version, cert)
 		var waits []time.Duration
 		for round := range 10 {
 			client := ticketFrom(t, version, a.addr)
