@@ -39,6 +39,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -62,8 +63,11 @@ type Options struct {
 type Store struct {
 	c       redis.UniversalClient
 	cluster *cluster // nil unless c is a *redis.ClusterClient
-	prefix  string
-	channel string
+
+	tombOnce sync.Once
+	tombs    []string // see tombKeys
+	prefix   string
+	channel  string
 }
 
 var (

@@ -12,6 +12,29 @@ import (
 // keys, scores their expiry in Unix milliseconds.
 func (s *Store) revokedKey() string { return s.prefix + "revoked" }
 
+// tombKeys returns the sorted sets the tombstones are kept in on a
+// Cluster: two, whose hash tags put them on different masters when the
+// cluster has two (chosen once, from the slot map then), so that the
+// tombstones stay readable while one master is down and its replica not
+// yet promoted: a resync needs them before it trusts its watch again.
+func (s *Store) tombKeys() []string {
+	s.tombOnce.Do(func() {
+		key := func(i int) string { return s.prefix + "revoked{" + strconv.Itoa(i) + "}" }
+		s.tombs = []string{key(0), key(1)}
+		first := s.cluster.shard(key(0))
+		if first == "" {
+			return
+		}
+		for i := 1; i < 64; i++ {
+			if m := s.cluster.shard(key(i)); m != "" && m != first {
+				s.tombs[1] = key(i)
+				return
+			}
+		}
+	})
+	return s.tombs
+}
+
 // Revoke implements fleet.Revoker: DEL of the key, ZADD of its tombstone
 // (expired ones are trimmed), PUBLISH of message, in that order, so that a
 // server that subscribes after the message still finds the tombstone. One
@@ -20,16 +43,26 @@ func (s *Store) revokedKey() string { return s.prefix + "revoked" }
 // master. It returns PUBLISH's count of receivers.
 func (s *Store) Revoke(ctx context.Context, key, message string, ttl time.Duration) (int64, error) {
 	now := time.Now()
-	tomb := func(p redis.Cmdable) {
-		p.ZAdd(ctx, s.revokedKey(), redis.Z{Score: float64(now.Add(ttl).UnixMilli()), Member: key})
-		p.ZRemRangeByScore(ctx, s.revokedKey(), "-inf", "("+strconv.FormatInt(now.UnixMilli(), 10))
+	tomb := func(p redis.Cmdable, set string) {
+		p.ZAdd(ctx, set, redis.Z{Score: float64(now.Add(ttl).UnixMilli()), Member: key})
+		p.ZRemRangeByScore(ctx, set, "-inf", "("+strconv.FormatInt(now.UnixMilli(), 10))
 	}
 	var pub *redis.IntCmd
 	if s.cluster != nil {
-		if _, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error { tomb(p); return nil }); err != nil {
+		// Durable once one copy took it: with one master down, the
+		// other copy holds it.
+		stored, err := 0, error(nil)
+		for _, set := range s.tombKeys() {
+			if _, e := s.c.Pipelined(ctx, func(p redis.Pipeliner) error { tomb(p, set); return nil }); e != nil {
+				err = e
+			} else {
+				stored++
+			}
+		}
+		if stored == 0 {
 			return 0, s.miss(err)
 		}
-		err := s.pipelined(ctx, s.prefix+key, func(p redis.Pipeliner) error {
+		err = s.pipelined(ctx, s.prefix+key, func(p redis.Pipeliner) error {
 			p.Del(ctx, s.prefix+key)
 			pub = p.Publish(ctx, s.channel, message)
 			return nil
@@ -41,7 +74,7 @@ func (s *Store) Revoke(ctx context.Context, key, message string, ttl time.Durati
 	}
 	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.Del(ctx, s.prefix+key)
-		tomb(p)
+		tomb(p, s.revokedKey())
 		pub = p.Publish(ctx, s.channel, message)
 		return nil
 	})
@@ -51,12 +84,30 @@ func (s *Store) Revoke(ctx context.Context, key, message string, ttl time.Durati
 	return pub.Val(), nil
 }
 
-// Revoked implements fleet.Revoker: the tombstones not yet expired.
+// Revoked implements fleet.Revoker: the tombstones not yet expired. On a
+// Cluster, those of every copy that answers (an error if none does).
 func (s *Store) Revoked(ctx context.Context) ([]string, error) {
-	keys, err := s.c.ZRangeByScore(ctx, s.revokedKey(), &redis.ZRangeBy{
-		Min: strconv.FormatInt(time.Now().UnixMilli(), 10), Max: "+inf",
-	}).Result()
-	return keys, s.miss(err)
+	sets := []string{s.revokedKey()}
+	if s.cluster != nil {
+		sets = s.tombKeys()
+	}
+	by := &redis.ZRangeBy{Min: strconv.FormatInt(time.Now().UnixMilli(), 10), Max: "+inf"}
+	var out []string
+	var err error
+	read := 0
+	for _, set := range sets {
+		keys, e := s.c.ZRangeByScore(ctx, set, by).Result()
+		if e != nil {
+			err = e
+			continue
+		}
+		read++
+		out = append(out, keys...)
+	}
+	if read == 0 {
+		return nil, s.miss(err)
+	}
+	return out, nil
 }
 
 // Publish implements fleet.Revoker.
