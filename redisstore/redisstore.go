@@ -10,6 +10,14 @@
 // subscribes to it, so a removal on one server reaches the internal tier of
 // every other server within a round trip.
 //
+// For fleet.Tier's revocations the Store is a fleet.Revoker and a
+// fleet.LiveWatcher: Revoke deletes a key, keeps it as a tombstone in a
+// sorted set (prefix + "revoked"; on a Cluster two copies on different
+// masters) and publishes it, in one pipeline; Revoked lists the tombstones
+// for a resync; WatchLive publishes a heartbeat every HeartbeatInterval on
+// a channel of its own and reports hearing it, which is how a tier knows
+// its watch works (revoke.go, watch.go).
+//
 // The client must have ContextTimeoutEnabled set, so that the deadline of
 // each call is honoured: without it a dead Redis would hold every handshake
 // for the client's ReadTimeout (seconds). New refuses such a client when it
