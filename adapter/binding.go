@@ -3,7 +3,6 @@ package adapter
 import (
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"sync"
 	"sync/atomic"
 
@@ -95,10 +94,13 @@ func (b *binding) wrap(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, er
 	state = append(make([]byte, 0, len(state)), state...)
 	ctx := b.contexts().issued(cs.ServerName)
 	sess := &tlscache.Session{ID: id, IDContext: ctx, State: state}
-	if b.rec != nil || len(cs.PeerCertificates) > 0 {
+	if b.rec != nil {
 		// A Value keeps the object itself cached (see tlscache.Session),
-		// as ConnSessions promises.
-		sess.Value = &serverMeta{peerCertificates: cs.PeerCertificates}
+		// as ConnSessions promises. Nothing else is kept beside the state:
+		// revocation reads the client certificate's fingerprint and
+		// subject from the lineage entry, and a parsed chain would keep
+		// the whole handshake message it was parsed from alive.
+		sess.Value = trackedSession{}
 	}
 	if cs.DidResume || cs.Version < tls.VersionTLS13 {
 		// The client proved it holds a cached session (a resumption), or
@@ -206,8 +208,6 @@ func (b *binding) verify(cs tls.ConnectionState) error {
 	return nil
 }
 
-// serverMeta is the Value of a server session issued on a tracked
-// connection or to a client that presented certificates.
-type serverMeta struct {
-	peerCertificates []*x509.Certificate
-}
+// trackedSession is the Value of a server session issued on a tracked
+// connection: it makes the cache keep the object that ConnSessions holds.
+type trackedSession struct{}

@@ -15,9 +15,11 @@ import (
 )
 
 // ServerSession is what listings and revocation predicates see of a cached
-// server session: its metadata, never its secret state. Everything but
-// PeerCertificates travels inside the session's state, so a server knows
-// it also of sessions it loaded from a shared store.
+// server session: its metadata, never its secret state. All of it travels
+// inside the session's state, so a server knows it also of sessions it
+// loaded from a shared store. The client's certificate chain is not kept
+// parsed (it would keep its whole handshake message alive): predicates
+// match its leaf by ClientCertSHA256 or ClientSubject.
 type ServerSession struct {
 	tlscache.SessionInfo
 	// ServerName is the SNI name the session was issued under (normalized:
@@ -32,9 +34,6 @@ type ServerSession struct {
 	// nil if it sent none; ClientSubject is that certificate's subject.
 	ClientCertSHA256 []byte
 	ClientSubject    string
-	// PeerCertificates are the client's certificates, when it sent any, for
-	// the sessions this server issued.
-	PeerCertificates []*x509.Certificate
 }
 
 // Session describes a server session.
@@ -52,9 +51,6 @@ func (s *Server) Session(sess *tlscache.Session) ServerSession {
 	}
 	if m.hasCert {
 		info.ClientCertSHA256 = m.certSHA256[:]
-	}
-	if sm, ok := sess.Value.(*serverMeta); ok {
-		info.PeerCertificates = sm.peerCertificates
 	}
 	return info
 }
