@@ -124,6 +124,7 @@ func main() {
 	conns := fs.Int("conns", 4, "client connections at a time in -procs")
 	var servers multiFlag
 	fs.Var(&servers, "server", "name=path: another tlscache-bench binary whose adapter -procs runs too (repeatable)")
+	example := fs.String("example", "", "path of an examples/https-server binary -procs runs too, or \"build\" to build one")
 	ops := fs.Int("ops", 20000, "operations per -callgrind run")
 	serveKind := fs.String("serve", "", "internal: be a -procs server of this kind (stdlib or adapter)")
 	fill := fs.Int("fill", 0, "internal: sessions a -serve adapter or -opchild cache is filled with")
@@ -145,7 +146,7 @@ func main() {
 			runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel())
 		if *procsMode {
 			sizes := parseSizes(cmp.Or(*sizesFlag, "20480,1000000"))
-			runProcs(out, servers, sizes, versions, *rounds, *seconds, *conns)
+			runProcs(out, servers, *example, sizes, versions, *rounds, *seconds, *conns)
 		} else {
 			runCallgrind(out, parseSizes(cmp.Or(*sizesFlag, "1000,1000000")), *ops)
 		}

@@ -4,15 +4,17 @@ package main
 // process, over loopback TCP, each server's CPU read from /proc/PID/stat.
 //
 //	tlscache-bench -procs [-seconds 3] [-rounds 5] [-sizes 20480,1000000] [-tls 13,12]
-//	               [-server name=path ...]
+//	               [-server name=path ...] [-example path|build]
 //
 // Each round runs every server once per configuration (TLS version, cache
 // size), in an order that rotates with the round, so that the machine's
 // noise falls on every server alike. The servers are this binary run with
 // -serve stdlib (stateless tickets) or -serve adapter; -server adds a
 // tlscache-bench binary built from another tree (say, the main branch), run
-// with -serve adapter. A cache of size n is filled with n sessions of a
-// 57-byte state before the round, so every new session evicts one. The
+// with -serve adapter; -example adds examples/https-server, a real HTTPS
+// server answering a GET / on each connection (example.go). An adapter
+// cache of size n is filled with n sessions of a 57-byte state before the
+// round, so every new session evicts one (the example server's is not). The
 // table gives, per configuration, each server's median CPU per resumed
 // handshake and handshakes/s, its GC share of CPU (GC CPU from
 // runtime/metrics over all rounds, without idle mark workers, against its
@@ -141,7 +143,9 @@ func memNow() runtime.MemStats {
 // serverProc is a running server process.
 type serverProc struct {
 	name          string
+	kind          string // "example" for the example server (example.go)
 	cmd           *exec.Cmd
+	drained       chan struct{} // the example server's log is read to its end
 	in            io.WriteCloser
 	out           *bufio.Scanner
 	addr          string
@@ -162,7 +166,7 @@ func startServerProc(name, bin, kind string, version uint16, fill int) (*serverP
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	p := &serverProc{name: name, cmd: cmd, in: in, out: bufio.NewScanner(out)}
+	p := &serverProc{name: name, kind: kind, cmd: cmd, in: in, out: bufio.NewScanner(out)}
 	if !p.out.Scan() {
 		p.stop()
 		return nil, fmt.Errorf("tlscache-bench: server %s exited before it was ready", name)
@@ -175,6 +179,10 @@ func startServerProc(name, bin, kind string, version uint16, fill int) (*serverP
 }
 
 func (p *serverProc) stop() {
+	if p.kind == "example" {
+		p.stopExample()
+		return
+	}
 	p.in.Close()
 	p.cmd.Wait()
 }
@@ -198,6 +206,9 @@ const clockTicks = 100
 // gcStats returns the server's GC CPU seconds so far. The runtime updates
 // the figure as GC cycles end, so the table sums it over all rounds.
 func (p *serverProc) gcStats() (gc float64) {
+	if p.kind == "example" {
+		return 0 // it has no stats to give
+	}
 	fmt.Fprintln(p.in, "stats")
 	if !p.out.Scan() {
 		fatal(fmt.Errorf("tlscache-bench: server %s gave no stats", p.name))
@@ -227,7 +238,7 @@ func loadRound(p *serverProc, version uint16, conns int, d time.Duration) procRe
 			CurvePreferences:   []tls.CurveID{tls.X25519},
 			ClientSessionCache: tls.NewLRUClientSessionCache(1),
 		}
-		loadConn(p.addr, cfgs[i]) // a full handshake: the session to resume
+		loadConn(p.addr, cfgs[i], p.kind == "example") // a full handshake: the session to resume
 	}
 	gc0 := p.gcStats()
 	cpu0 := p.cpu()
@@ -239,7 +250,7 @@ func loadRound(p *serverProc, version uint16, conns int, d time.Duration) procRe
 	for _, cfg := range cfgs {
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				if r, ok := loadConn(p.addr, cfg); ok {
+				if r, ok := loadConn(p.addr, cfg, p.kind == "example"); ok {
 					total.Add(1)
 					if r {
 						resumed.Add(1)
@@ -263,8 +274,9 @@ func loadRound(p *serverProc, version uint16, conns int, d time.Duration) procRe
 }
 
 // loadConn runs one connection: handshake, read the server's byte (and with
-// it a TLS 1.3 ticket), close.
-func loadConn(addr string, cfg *tls.Config) (resumed, ok bool) {
+// it a TLS 1.3 ticket), close. With get (the example server), it sends a
+// GET / instead and reads the answer to the end.
+func loadConn(addr string, cfg *tls.Config, get bool) (resumed, ok bool) {
 	raw, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		return false, false
@@ -272,6 +284,16 @@ func loadConn(addr string, cfg *tls.Config) (resumed, ok bool) {
 	defer raw.Close()
 	raw.SetDeadline(time.Now().Add(5 * time.Second))
 	c := tls.Client(raw, cfg)
+	if get {
+		if _, err := io.WriteString(c, exampleRequest); err != nil {
+			return false, false
+		}
+		b, err := io.ReadAll(c)
+		if err != nil || !strings.HasPrefix(string(b), "HTTP/1.1 200 ") {
+			return false, false
+		}
+		return c.ConnectionState().DidResume, true
+	}
 	var b [1]byte
 	if _, err := io.ReadFull(c, b[:]); err != nil {
 		return false, false
@@ -280,7 +302,9 @@ func loadConn(addr string, cfg *tls.Config) (resumed, ok bool) {
 }
 
 // runProcs is the process mode.
-func runProcs(out *bufio.Writer, extra []string, sizes []int, versions []uint16, rounds int, d time.Duration, conns int) {
+// example, if not empty, is the example server's binary (example.go), or
+// "build" to build it.
+func runProcs(out *bufio.Writer, extra []string, example string, sizes []int, versions []uint16, rounds int, d time.Duration, conns int) {
 	self, err := os.Executable()
 	if err != nil {
 		fatal(err)
@@ -294,6 +318,23 @@ func runProcs(out *bufio.Writer, extra []string, sizes []int, versions []uint16,
 		}
 		servers = append(servers, server{name, bin, "adapter"})
 	}
+	var certFile, keyFile string
+	if example != "" {
+		dir, err := os.MkdirTemp("", "tlscache-bench-example")
+		if err != nil {
+			fatal(err)
+		}
+		defer os.RemoveAll(dir)
+		if example == "build" {
+			if example, err = buildExample(dir); err != nil {
+				fatal(err)
+			}
+		}
+		if certFile, keyFile, err = writeCertFiles(dir); err != nil {
+			fatal(err)
+		}
+		servers = append(servers, server{"example https-server", example, "example"})
+	}
 	fmt.Fprintf(out, "Process mode: %d rounds of %v per server and configuration, %d client connections at a time, GOMAXPROCS %d, %s.\n\n",
 		rounds, d, conns, runtime.GOMAXPROCS(0), cpuModel())
 	fmt.Fprintf(out, "| TLS | cache size | server | CPU µs per handshake (median) | handshakes/s (median) | resumed | GC share of CPU (all rounds, no idle marking) | heap B/session | heap objects/session | CPU ratio stdlib/server min/median/max | handshakes/s ratio server/stdlib min/median/max |\n")
@@ -306,7 +347,13 @@ func runProcs(out *bufio.Writer, extra []string, sizes []int, versions []uint16,
 				if s.kind == "stdlib" {
 					fill = 0
 				}
-				p, err := startServerProc(s.name, s.bin, s.kind, v, fill)
+				var p *serverProc
+				var err error
+				if s.kind == "example" {
+					p, err = startExampleProc(s.name, s.bin, v, size, certFile, keyFile)
+				} else {
+					p, err = startServerProc(s.name, s.bin, s.kind, v, fill)
+				}
 				if err != nil {
 					fatal(err)
 				}
@@ -351,8 +398,12 @@ func runProcs(out *bufio.Writer, extra []string, sizes []int, versions []uint16,
 				if s.kind == "stdlib" {
 					sizeCol = "(stateless)"
 				}
-				fmt.Fprintf(out, "| 1.%d | %s | %s | %.1f | %.0f | %.0f %% | %.1f %% | %s | %s | %s | %s |\n",
-					v-tls.VersionTLS10, sizeCol, s.name, median(cpu), median(hs), 100*median(resumed), 100*gc/max(total, 1e-9),
+				gcCol := fmt.Sprintf("%.1f %%", 100*gc/max(total, 1e-9))
+				if s.kind == "example" {
+					gcCol = "-"
+				}
+				fmt.Fprintf(out, "| 1.%d | %s | %s | %.1f | %.0f | %.0f %% | %s | %s | %s | %s | %s |\n",
+					v-tls.VersionTLS10, sizeCol, s.name, median(cpu), median(hs), 100*median(resumed), gcCol,
 					heap, objs, ratios(cpuRatio), ratios(hsRatio))
 			}
 			out.Flush()
