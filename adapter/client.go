@@ -39,6 +39,14 @@ type ClientOptions struct {
 // Session IDs are crypto/tls's session keys (the server name, or the
 // address when there is none); with SingleUse, the key followed by a zero
 // byte and the slot number.
+//
+// A session's State (the encoded ticket and crypto/tls state) is written
+// only when something may read it: when the cache has a hook, or the
+// ClientCache a session file (OpenClientCache). Otherwise Put and Add keep
+// the *tls.ClientSessionState alone, as the session's Value, charged against
+// the cache's byte budget by an estimate (ticket plus a typical server
+// chain), and Export and ExportAll encode it when asked (fleet.SaveSessions,
+// which seals State, skips such sessions).
 type ClientCache struct {
 	cache *tlscache.Cache
 	opts  ClientOptions
@@ -243,7 +251,20 @@ func (cc *ClientCache) Remove(key string) bool {
 	return removed
 }
 
+// newSession returns the session of cs. Its State is encoded only when
+// something may read it: a hook of the cache (an external store, a fleet)
+// or the session file, which ExportAll rewrites on every change. Otherwise
+// the session holds cs alone, charged against the byte budget by an
+// estimate (see clientValueSize), and Export and ExportAll encode it when
+// asked.
 func (cc *ClientCache) newSession(id []byte, cs *tls.ClientSessionState) (*tlscache.Session, error) {
+	if cc.file == nil && !cc.cache.HasHooks() {
+		ticket, err := clientTicket(cs)
+		if err != nil {
+			return nil, err
+		}
+		return &tlscache.Session{ID: id, IDContext: cc.opts.IDContext, Value: cs, ValueSize: clientValueSize(ticket)}, nil
+	}
 	state, err := encodeClientState(cs)
 	if err != nil {
 		return nil, err

@@ -22,9 +22,19 @@ const (
 	maxExportSessions  = 1 << 20
 )
 
-// encodeClientState is a client session's tlscache State: a version byte,
-// the ticket (two-byte length) and crypto/tls's SessionState encoding.
-func encodeClientState(cs *tls.ClientSessionState) ([]byte, error) {
+// clientStateAllowance is what clientValueSize adds to the ticket for the
+// rest of an encoded client state: version and lengths, the secret, the
+// times and, above all, the server's certificate chain, which crypto/tls
+// keeps in the session and does not show before encoding (a leaf and an
+// intermediate take about 2 KiB).
+const clientStateAllowance = 2048
+
+// clientValueSize estimates the length of the State of a session whose
+// ticket is ticket, for a session kept as a Value alone.
+func clientValueSize(ticket []byte) int { return 3 + len(ticket) + clientStateAllowance }
+
+// clientTicket returns cs's ticket, refusing what encodeClientState would.
+func clientTicket(cs *tls.ClientSessionState) ([]byte, error) {
 	ticket, ss, err := cs.ResumptionState()
 	if err != nil {
 		return nil, err
@@ -32,6 +42,37 @@ func encodeClientState(cs *tls.ClientSessionState) ([]byte, error) {
 	if ss == nil || len(ticket) == 0 || len(ticket) > 0xffff {
 		return nil, fmt.Errorf("tlscache/adapter: client session without a usable ticket")
 	}
+	return ticket, nil
+}
+
+// marshalClient is s.MarshalBinary, encoding the State first from the
+// Value of a session that Put kept without one.
+func marshalClient(s *tlscache.Session) ([]byte, error) {
+	cs, ok := s.Value.(*tls.ClientSessionState)
+	if len(s.State) != 0 || !ok {
+		return s.MarshalBinary()
+	}
+	state, err := encodeClientState(cs)
+	if err != nil {
+		return nil, err
+	}
+	// A cached session's fields are not modified: encode a copy.
+	e := &tlscache.Session{ID: s.ID, IDContext: s.IDContext, State: state}
+	if t := s.Created(); !t.IsZero() {
+		e.SetCreated(t)
+	}
+	e.SetTimeout(s.Timeout())
+	return e.MarshalBinary()
+}
+
+// encodeClientState is a client session's tlscache State: a version byte,
+// the ticket (two-byte length) and crypto/tls's SessionState encoding.
+func encodeClientState(cs *tls.ClientSessionState) ([]byte, error) {
+	ticket, err := clientTicket(cs)
+	if err != nil {
+		return nil, err
+	}
+	_, ss, _ := cs.ResumptionState()
 	state, err := ss.Bytes()
 	if err != nil {
 		return nil, err
@@ -83,7 +124,7 @@ func (cc *ClientCache) Export(key string) ([]byte, error) {
 	if best == nil {
 		return nil, fmt.Errorf("tlscache/adapter: no session for %q: %w", key, tlscache.ErrCacheMiss)
 	}
-	return best.MarshalBinary()
+	return marshalClient(best)
 }
 
 // Import adds a session that Export returned, like openssl s_client
@@ -114,7 +155,7 @@ func (cc *ClientCache) ExportAll() ([]byte, error) {
 				continue // a server session sharing the cache
 			}
 		}
-		b, err := s.MarshalBinary()
+		b, err := marshalClient(s)
 		if err != nil {
 			return nil, err
 		}

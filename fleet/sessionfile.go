@@ -41,8 +41,8 @@ func SaveSessions(path string, cache *tlscache.Cache, keys []Key) error {
 	n := 0
 	now := cache.Now()
 	for s := range cache.All() {
-		if s.ExpiredAt(now) || !s.Resumable() {
-			continue
+		if s.ExpiredAt(now) || !s.Resumable() || len(s.State) == 0 {
+			continue // an empty State: a Value alone (an adapter.ClientCache without hooks), nothing to resume
 		}
 		v, err := seal(keys[0], s)
 		if err != nil {

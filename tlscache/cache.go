@@ -66,7 +66,8 @@ type Options struct {
 	// MaxBytes bounds the memory the cache holds in sessions: each costs
 	// 3/2 of the length of its ID, IDContext and State (plus 8) and 96
 	// bytes more, what its entry, its index place and the arenas' slack
-	// take at most (Cache.Bytes).
+	// take at most (Cache.Bytes). A session with a Value and an empty State
+	// is charged its ValueSize in place of State's length.
 	// When an Add would exceed it, sessions are evicted as when the cache
 	// is full. Zero means DefaultMaxBytes; a negative value means no limit.
 	// Value is not counted.
@@ -292,6 +293,12 @@ func (c *Cache) SetSize(n int) int {
 	return prev
 }
 
+// HasHooks reports whether the cache was created with a new, get or remove
+// hook: whether anything outside the cache may read a session's State.
+func (c *Cache) HasHooks() bool {
+	return c.newHook != nil || c.getHook != nil || c.removeHook != nil
+}
+
 // Len returns the number of cached sessions (SSL_CTX_sess_number).
 func (c *Cache) Len() int {
 	c.mu.Lock()
@@ -368,9 +375,10 @@ func (c *Cache) addLocked(s *Session, o *Cache, now int64, refresh, probe, keep 
 		}
 		return false, nil
 	}
-	size := len(s.ID) + len(s.IDContext) + len(s.State)
+	stLen := s.stateCost()
+	size := len(s.ID) + len(s.IDContext) + stLen
 	if (c.maxSession > 0 && size > c.maxSession) || size > math.MaxInt32/2 ||
-		(c.maxBytes > 0 && charge(len(s.ID), len(s.IDContext), len(s.State)) > c.maxBytes) {
+		(c.maxBytes > 0 && charge(len(s.ID), len(s.IDContext), stLen) > c.maxBytes) {
 		c.stats.tooLarge.Add(1)
 		return false, nil
 	}
@@ -386,7 +394,7 @@ func (c *Cache) addLocked(s *Session, o *Cache, now int64, refresh, probe, keep 
 		}
 		t.remove(old)
 	}
-	cost := charge(len(s.ID), len(s.IDContext), len(s.State))
+	cost := charge(len(s.ID), len(s.IDContext), stLen)
 	for (c.size > 0 && t.n >= c.size) || (c.maxBytes > 0 && t.bytes+cost > c.maxBytes) {
 		v := c.victimLocked(probe, noSlot)
 		if v == noSlot {

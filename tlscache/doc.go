@@ -129,7 +129,10 @@
 // hold and re-add the session.
 //
 // Memory is bounded by Size and by MaxBytes, however fast sessions are
-// created and however large what peers send; IDs of any length and content
+// created and however large what peers send (a session kept as a Value
+// alone, as adapter's ClientCache keeps a client session no hook reads,
+// is charged the estimate in its ValueSize, and Size bounds how many such
+// Values are held); IDs of any length and content
 // are looked up safely; UnmarshalBinary accepts any bytes without panicking
 // or allocating more than its input. A session is found and removed by the
 // ID it had when it was added, so a Session modified after Add breaks

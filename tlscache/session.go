@@ -37,6 +37,13 @@ type Session struct {
 	// Value carries in-process data next to State, for example the parsed
 	// crypto/tls state. It is never serialized.
 	Value any
+	// ValueSize is, for a session with a Value and an empty State, an
+	// estimate of the bytes its State would take: it is charged against
+	// Options.MaxBytes and MaxSessionBytes in place of State's length, so
+	// that a session kept only as a Value (the State encoded when something
+	// asks for it) still costs what it holds. It is ignored otherwise, and
+	// never serialized.
+	ValueSize int
 
 	created      atomic.Int64 // unix nanoseconds, valid when hasCreated
 	timeout      atomic.Int64 // nanoseconds; 0 means not set yet
@@ -126,6 +133,15 @@ type SessionInfo struct {
 	Created   time.Time
 	Timeout   time.Duration
 	Expires   time.Time
+}
+
+// stateCost is the state length the cache charges for s: State's, or for
+// a session kept as a Value alone, ValueSize.
+func (s *Session) stateCost() int {
+	if len(s.State) == 0 && s.Value != nil {
+		return max(s.ValueSize, 0)
+	}
+	return len(s.State)
 }
 
 func (s *Session) expiry() int64 {

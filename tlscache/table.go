@@ -42,7 +42,7 @@ type entry struct {
 	seq     uint64
 	off     uint32 // of the record in its arena
 	idLen   uint32
-	stLen   uint32 // length of the state, in the record unless flagObj
+	stLen   uint32 // length of the state, in the record unless flagObj (then what is charged: see Session.stateCost)
 	ctx     uint32 // interned context, 0 for none
 	pos     int32  // in a queue: the previous slot; in the heap: the index there
 	next    int32  // in a queue: the next slot; free: the next free slot
@@ -196,11 +196,15 @@ func (t *table) insert(id, ctx, state []byte, obj *Session, created, timeout int
 		gen = t.gen
 	}
 	h := maphash.Bytes(t.seed, id)
-	*e = entry{hash: h, created: created, timeout: timeout, gen: gen, idLen: uint32(len(id)), stLen: uint32(len(state)), next: noSlot}
+	stLen := len(state)
+	if obj != nil {
+		stLen = obj.stateCost() // its ValueSize when it is kept as a Value alone
+	}
+	*e = entry{hash: h, created: created, timeout: timeout, gen: gen, idLen: uint32(len(id)), stLen: uint32(stLen), next: noSlot}
 	if 4*(t.n+1) > 3*len(t.index) {
 		t.resize(2 * len(t.index))
 	}
-	charged := charge(len(id), len(ctx), len(state))
+	charged := charge(len(id), len(ctx), stLen)
 	if obj != nil {
 		e.flags |= flagObj
 		t.objs[i] = obj
