@@ -88,7 +88,12 @@ func TestExampleHTTP3(t *testing.T) {
 			t.Fatalf("connection %d: %q, want 200, resumed %s, 0-RTT %s", i+1, line, want[i][0], want[i][1])
 		}
 	}
-	if !strings.Contains(lines[2], "0-RTT refused") || !strings.Contains(lines[1], "early data true") {
+	// Whether the handler of connection 2 still saw its request as early
+	// data depends on whether the client's Finished arrived first (see
+	// adapter.InEarlyData), so only the refusal of connection 3 is checked
+	// here; quicadapter's TestTooEarly holds the handshake back to check
+	// the signal.
+	if !strings.Contains(lines[2], "0-RTT refused") {
 		t.Fatalf("h3-client said:\n%s", strings.Join(lines, "\n"))
 	}
 	m := s.metrics(t)
