@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/tlscache/tlscache/fleet"
 	"github.com/tlscache/tlscache/internal/redistest"
+	"github.com/tlscache/tlscache/internal/testwait"
 	"github.com/tlscache/tlscache/redisstore"
 )
 
@@ -323,7 +324,7 @@ func revokedAfterFailover(t *testing.T, a, b *fleetMember, want func(key string)
 		if !a.srv.Revoke(ticket) {
 			t.Fatalf("%s: A did not hold its session", what)
 		}
-		d := waitFor(t, what+": B to drop the revoked session", time.Second, func() bool { return b.cache.Peek(ticket) == nil })
+		d := testwait.For(t, what+": B to drop the revoked session", time.Second, func() bool { return b.cache.Peek(ticket) == nil })
 		if dial(t, b.addr, client).DidResume {
 			t.Fatalf("%s: B resumed a session revoked on A", what)
 		}
@@ -435,7 +436,7 @@ func TestSentinelFailover(t *testing.T) {
 		sentinelFailover(t, func(st *redistest.Sentinel) time.Time {
 			old := st.MasterAddr()
 			st.Master.Stop()
-			waitFor(t, "the sentinels to name a new master", 30*time.Second, func() bool {
+			testwait.For(t, "the sentinels to name a new master", 30*time.Second, func() bool {
 				a := st.MasterAddr()
 				return a != "" && a != old
 			})

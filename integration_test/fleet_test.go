@@ -14,6 +14,7 @@ import (
 	"github.com/tlscache/tlscache/adapter"
 	"github.com/tlscache/tlscache/fleet"
 	"github.com/tlscache/tlscache/internal/redistest"
+	"github.com/tlscache/tlscache/internal/testwait"
 	"github.com/tlscache/tlscache/redisstore"
 	"github.com/tlscache/tlscache/tlscache"
 )
@@ -113,19 +114,6 @@ func ticketFrom(t *testing.T, version uint16, addr string) *tls.Config {
 	return client
 }
 
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > timeout {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-	return time.Since(start)
-}
-
 func TestFleetResumesOnAnotherServer(t *testing.T) {
 	addr := redistest.Addr(t)
 	forEachVersion(t, func(t *testing.T, version uint16) {
@@ -175,7 +163,7 @@ func TestFleetRevocation(t *testing.T) {
 			t.Fatal("A did not hold the session it issued")
 		}
 		returned := time.Since(start)
-		waitFor(t, "B to drop the revoked session", time.Second, func() bool { return b.cache.Peek(id) == nil })
+		testwait.For(t, "B to drop the revoked session", time.Second, func() bool { return b.cache.Peek(id) == nil })
 		t.Logf("revocation reached B's internal tier %v after A's Revoke began (Revoke returned after %v)", time.Since(start), returned)
 		if dial(t, b.addr, client).DidResume {
 			t.Fatal("B resumed a session revoked on A")
@@ -250,7 +238,7 @@ func TestFleetRedisOutage(t *testing.T) {
 	}
 
 	redis.Restart()
-	waitFor(t, "resumption to come back", 10*time.Second, func() bool {
+	testwait.For(t, "resumption to come back", 10*time.Second, func() bool {
 		r, _ := handshake()
 		return r
 	})
@@ -375,11 +363,11 @@ func TestFleetRevocationDuringOutage(t *testing.T) {
 	}
 	redis.Resume()
 	// A is idle: its timer retries the removal.
-	waitFor(t, "A to retry the removal", 5*time.Second, func() bool {
+	testwait.For(t, "A to retry the removal", 5*time.Second, func() bool {
 		st := a.tier.Stats()
 		return st.Pending == 0 && st.Retried > 0
 	})
-	waitFor(t, "B to trust its watch again", 5*time.Second, b.tier.Trusted)
+	testwait.For(t, "B to trust its watch again", 5*time.Second, b.tier.Trusted)
 	if dial(t, b.addr, client).DidResume {
 		t.Fatal("B resumed a session revoked on A during the outage")
 	}
@@ -413,7 +401,7 @@ func TestFleetFamilyRevocation(t *testing.T) {
 	if n := b.srv.RevokeFamily(b.onlyIssued(t, 0)); n == 0 {
 		t.Fatal("B revoked nothing")
 	}
-	waitFor(t, "A to drop the family", time.Second, func() bool { return a.cache.Peek(last.ID) == nil && a.cache.Peek(root.ID) == nil })
+	testwait.For(t, "A to drop the family", time.Second, func() bool { return a.cache.Peek(last.ID) == nil && a.cache.Peek(root.ID) == nil })
 	if a.cache.Len() != 0 || b.cache.Len() != 0 {
 		t.Fatalf("A holds %d sessions and B %d, want the family gone from both", a.cache.Len(), b.cache.Len())
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tlscache/tlscache/internal/testwait"
 	"github.com/tlscache/tlscache/tlscache"
 )
 
@@ -87,7 +88,7 @@ func TestFloodOfUnfinishedHandshakes(t *testing.T) {
 	}
 	// Every flood handshake was accepted and issued a ticket before it
 	// failed; wait until the server has seen them all.
-	waitFor(t, "the server to see the flood", 10*time.Second, func() bool {
+	testwait.For(t, "the server to see the flood", 10*time.Second, func() bool {
 		return cache.Stats().Accept-before.Accept >= int64(flood)
 	})
 	st := cache.Stats()

@@ -16,6 +16,7 @@ import (
 	"github.com/tlscache/tlscache/adapter"
 	"github.com/tlscache/tlscache/fleet"
 	"github.com/tlscache/tlscache/internal/testhello"
+	"github.com/tlscache/tlscache/internal/testwait"
 	"github.com/tlscache/tlscache/tlscache"
 )
 
@@ -40,7 +41,7 @@ func sendHello(t testing.TB, addr string, h testhello.Hello) {
 // waitErrors waits until the server logged n failed handshakes.
 func (s *server) waitErrors(t *testing.T, n int) {
 	t.Helper()
-	waitFor(t, "the server to finish the handshakes", 20*time.Second, func() bool {
+	testwait.For(t, "the server to finish the handshakes", 20*time.Second, func() bool {
 		return len(s.handshakeErrors()) >= n
 	})
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tlscache/tlscache/internal/redistest"
+	"github.com/tlscache/tlscache/internal/testwait"
 	"github.com/tlscache/tlscache/tlscache"
 )
 
@@ -239,7 +240,7 @@ func runFault(t *testing.T, version uint16, f fault, failOpen bool) time.Duratio
 		}
 		wg.Wait()
 	}()
-	waitFor(t, "B and C to resume before the fault", 5*time.Second, func() bool {
+	testwait.For(t, "B and C to resume before the fault", 5*time.Second, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return counts["B"] > 0 && counts["C"] > 0
@@ -256,7 +257,7 @@ func runFault(t *testing.T, version uint16, f fault, failOpen bool) time.Duratio
 	time.Sleep(faultLength - time.Since(began)) // the fault's length
 	f.end(t, redis, proxy)
 	ended := time.Now()
-	waitFor(t, "A's revocation to reach the store", 10*time.Second, func() bool { return a.tier.Stats().Pending == 0 })
+	testwait.For(t, "A's revocation to reach the store", 10*time.Second, func() bool { return a.tier.Stats().Pending == 0 })
 	if !pollUntil(10*time.Second, func() bool { return b.tier.Trusted() && c.tier.Trusted() }) {
 		t.Fatalf("B and C do not trust their watch 10 s after the fault: B %+v, C %+v", b.tier.Stats(), c.tier.Stats())
 	}

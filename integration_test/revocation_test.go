@@ -14,6 +14,7 @@ import (
 
 	"github.com/tlscache/tlscache/adapter"
 	"github.com/tlscache/tlscache/internal/redistest"
+	"github.com/tlscache/tlscache/internal/testwait"
 	"github.com/tlscache/tlscache/tlscache"
 )
 
@@ -48,7 +49,7 @@ func onlySession(t *testing.T, m *fleetMember) *tlscache.Session {
 // promise, and returns how long it took.
 func refusedWithin(t *testing.T, name string, m *fleetMember, client *tls.Config) time.Duration {
 	t.Helper()
-	return waitFor(t, name+" to refuse the revoked session", revocationPromise, func() bool {
+	return testwait.For(t, name+" to refuse the revoked session", revocationPromise, func() bool {
 		return !dial(t, m.addr, client).DidResume
 	})
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/tlscache/tlscache/adapter"
 	"github.com/tlscache/tlscache/fleet"
 	"github.com/tlscache/tlscache/internal/redistest"
+	"github.com/tlscache/tlscache/internal/testwait"
 	"github.com/tlscache/tlscache/redisstore"
 	"github.com/tlscache/tlscache/tlscache"
 )
@@ -213,7 +214,7 @@ func TestReplayRunsHandlerOnce(t *testing.T) {
 			p.holdReplies()
 			c := dialH3(t, p.addr(), cfg)
 			str := c.sendEarly(t, http.MethodGet, "/replay")
-			waitFor(t, "the early request at the server", 5*time.Second, func() bool {
+			testwait.For(t, "the early request at the server", 5*time.Second, func() bool {
 				n, _ := h.count("/replay", nil)
 				return n == 1
 			})
@@ -230,14 +231,14 @@ func TestReplayRunsHandlerOnce(t *testing.T) {
 			start := time.Now()
 			replay(t, b.addr, flight)
 			if !protected {
-				waitFor(t, "the replayed request's handler", 5*time.Second, func() bool {
+				testwait.For(t, "the replayed request's handler", 5*time.Second, func() bool {
 					n, _ := h.count("/replay", nil)
 					return n == 2
 				})
 				t.Logf("stdlib tickets: %d datagrams replayed, the handler ran again %v later", len(flight), time.Since(start))
 				return
 			}
-			waitFor(t, "the server to refuse the replay's early data", 5*time.Second, func() bool {
+			testwait.For(t, "the server to refuse the replay's early data", 5*time.Second, func() bool {
 				return srv.EarlyDataStats().Replays == 1
 			})
 			if n, _ := h.count("/replay", nil); n != 1 {
@@ -275,7 +276,7 @@ func TestTooEarly(t *testing.T) {
 	c := dialH3(t, p.addr(), cfg)
 	post := c.sendEarly(t, http.MethodPost, "/transfer")
 	get := c.sendEarly(t, http.MethodGet, "/info")
-	waitFor(t, "both early requests at the server", 5*time.Second, func() bool { return arrived.Load() == 3 })
+	testwait.For(t, "both early requests at the server", 5*time.Second, func() bool { return arrived.Load() == 3 })
 	p.releaseReplies()
 	if code := readStatus(t, post); code != http.StatusTooEarly {
 		t.Fatalf("POST /transfer in early data: %d, want 425", code)
@@ -352,7 +353,7 @@ func TestLoginApprovesInEarlyData(t *testing.T) {
 	if st := c.conn.ConnectionState(); !st.TLS.DidResume || !st.Used0RTT {
 		t.Fatalf("second connection: resumed %v, 0-RTT %v", st.TLS.DidResume, st.Used0RTT)
 	}
-	waitFor(t, "the second connection's ticket in the client", 5*time.Second, func() bool {
+	testwait.For(t, "the second connection's ticket in the client", 5*time.Second, func() bool {
 		b, err := clients.Export("localhost")
 		return err == nil && !bytes.Equal(b, first)
 	})

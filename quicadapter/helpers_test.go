@@ -18,6 +18,7 @@ import (
 
 	"github.com/tlscache/tlscache/adapter"
 	"github.com/tlscache/tlscache/internal/testcert"
+	"github.com/tlscache/tlscache/internal/testwait"
 	"github.com/tlscache/tlscache/tlscache"
 )
 
@@ -187,25 +188,12 @@ func (c *client) do(t *testing.T, method, path string) (int, string) {
 func waitTicket(t *testing.T, cache *adapter.ClientCache) []byte {
 	t.Helper()
 	var b []byte
-	waitFor(t, "the client's ticket", 5*time.Second, func() bool {
+	testwait.For(t, "the client's ticket", 5*time.Second, func() bool {
 		var err error
 		b, err = cache.Export("localhost")
 		return err == nil
 	})
 	return b
-}
-
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > timeout {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-	return time.Since(start)
 }
 
 // proxy is a UDP proxy in front of a server, for one client at a time: it
