@@ -26,7 +26,7 @@ func realClientState(t *testing.T) *tls.ClientSessionState {
 func TestClientPutNil(t *testing.T) {
 	cs := realClientState(t)
 	var removed []string
-	cache := tlscache.New(&tlscache.Options{Mode: tlscache.Client, Size: 2, RemoveHook: func(s *tlscache.Session, _ tlscache.Reason) error {
+	cache := tlscache.New(&tlscache.Options{Mode: tlscache.Client, MaxSessions: 2, RemoveHook: func(s *tlscache.Session, _ tlscache.Reason) error {
 		removed = append(removed, string(s.ID))
 		return nil
 	}})

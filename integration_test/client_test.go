@@ -97,7 +97,7 @@ func TestClientDeleteEvictsNothing(t *testing.T) {
 	forEachVersion(t, func(t *testing.T, version uint16) {
 		p := thePKI(t)
 		s := startServer(t, serverConfig(version, p.leaf(t, "a.example", "b.example")), tlscache.New(nil), nil)
-		cache := tlscache.New(&tlscache.Options{Mode: tlscache.Client, Size: 2})
+		cache := tlscache.New(&tlscache.Options{Mode: tlscache.Client, MaxSessions: 2})
 		cc := adapter.NewClientCache(cache, nil)
 		a := clientConfig(t, version, "a.example", cc)
 		b := clientConfig(t, version, "b.example", cc)

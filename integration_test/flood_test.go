@@ -43,7 +43,7 @@ func TestFloodOfUnfinishedHandshakes(t *testing.T) {
 		flood = n // the figure: TLSCACHE_FLOOD=20000
 	}
 	p := thePKI(t)
-	cache := tlscache.New(&tlscache.Options{Size: size})
+	cache := tlscache.New(&tlscache.Options{MaxSessions: size})
 	s := startServer(t, serverConfig(tls.VersionTLS13, p.leaf(t, "localhost")), cache, nil, untracked)
 
 	// Established clients: a full handshake, then a resumption (which

@@ -262,7 +262,7 @@ func TestRevokeWaitConfirmed(t *testing.T) {
 // occupy at most LineageTickets entries each.
 func TestRotationFlood(t *testing.T) {
 	const size = 5000
-	cache := tlscache.New(&tlscache.Options{Size: size})
+	cache := tlscache.New(&tlscache.Options{MaxSessions: size})
 	s := startServer(t, serverConfig(tls.VersionTLS13, thePKI(t).leaf(t, "localhost")), cache, nil, untracked)
 	client := ticketFrom(t, tls.VersionTLS13, s.addr)
 	client.CurvePreferences = []tls.CurveID{tls.X25519} // cheaper handshakes: the cache is under test

@@ -68,7 +68,7 @@ func TestCollectorEqualsStats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cache := tlscache.New(tier.Hooks(&tlscache.Options{Size: 3}))
+	cache := tlscache.New(tier.Hooks(&tlscache.Options{MaxSessions: 3}))
 	srv := adapter.NewServer(cache, nil)
 	if err := srv.Install(serverConfig); err != nil {
 		t.Fatal(err)

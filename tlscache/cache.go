@@ -54,12 +54,18 @@ func (r Reason) String() string {
 
 // Options configure a Cache. The zero value of each field means its default.
 type Options struct {
-	// Mode is the initial mode; zero means Server. Off, whose value is zero,
-	// is set with SetMode(Off) after New.
+	// Mode is the initial mode; zero means [Server]. [Off] has the value
+	// zero, so Mode cannot say it: set Off.
 	Mode Mode
-	// Size is the most sessions the cache holds; zero means DefaultSize and
-	// a negative value means no limit.
-	Size int
+	// Off starts the cache in mode [Off] (Mode without its Client and
+	// Server bits): no handshake stores a session, and sessions added with
+	// [Cache.Add] still resume.
+	Off bool
+	// MaxSessions is the most sessions the cache holds; zero means
+	// DefaultSize and a negative value means no limit, as for MaxBytes.
+	// ([Cache.SetSize] keeps OpenSSL's meaning, where 0 is no limit: every
+	// field of Options means its default at zero.)
+	MaxSessions int
 	// Timeout is given to sessions added without one; zero means
 	// DefaultTimeout.
 	Timeout time.Duration
@@ -199,14 +205,17 @@ func New(opts *Options) *Cache {
 		c.baseNano = c.base.UnixNano()
 	}
 	mode := opts.Mode
-	if mode == Off {
+	switch {
+	case opts.Off:
+		mode &^= Both
+	case mode == Off:
 		mode = Server
 	}
 	c.mode.Store(uint32(mode))
 	switch {
-	case opts.Size > 0:
-		c.size = opts.Size
-	case opts.Size < 0:
+	case opts.MaxSessions > 0:
+		c.size = opts.MaxSessions
+	case opts.MaxSessions < 0:
 		c.size = 0
 	}
 	switch {

@@ -21,13 +21,13 @@ func TestDefaults(t *testing.T) {
 	if got := c.Timeout(); got != 7200*time.Second {
 		t.Errorf("Timeout = %v, want 7200s", got)
 	}
-	if got := New(&Options{Size: -1}).Size(); got != 0 {
-		t.Errorf("Options.Size -1: Size = %d, want 0 (no limit)", got)
+	if got := New(&Options{MaxSessions: -1}).Size(); got != 0 {
+		t.Errorf("Options.MaxSessions -1: Size = %d, want 0 (no limit)", got)
 	}
 }
 
 func TestSettersReturnPrevious(t *testing.T) {
-	c := New(&Options{Mode: Server, Size: 10, Timeout: time.Minute})
+	c := New(&Options{Mode: Server, MaxSessions: 10, Timeout: time.Minute})
 	if prev := c.SetMode(Off); prev != Server {
 		t.Errorf("SetMode(Off) = %v, want Server", prev)
 	}
@@ -138,7 +138,7 @@ func TestAddFillsDefaults(t *testing.T) {
 func TestCapacity(t *testing.T) {
 	for size := 1; size <= 4; size++ {
 		t.Run(fmt.Sprintf("size%d", size), func(t *testing.T) {
-			c, _, log := newTestCache(t, Options{Size: size})
+			c, _, log := newTestCache(t, Options{MaxSessions: size})
 			var added []string
 			for i := range 8 {
 				id := fmt.Sprintf("s%d", i)
@@ -170,7 +170,7 @@ func TestCapacity(t *testing.T) {
 }
 
 func TestCapacityKeepsSessionBeingAdded(t *testing.T) {
-	c, _, _ := newTestCache(t, Options{Size: 2})
+	c, _, _ := newTestCache(t, Options{MaxSessions: 2})
 	c.Add(sess("late1", 0, 2*time.Hour))
 	c.Add(sess("late2", 0, 3*time.Hour))
 	early := sess("early", 0, time.Minute) // expires before both
@@ -189,7 +189,7 @@ func TestCapacityKeepsSessionBeingAdded(t *testing.T) {
 }
 
 func TestEvictionTiesGoToOldestInsertion(t *testing.T) {
-	c, _, _ := newTestCache(t, Options{Size: 3})
+	c, _, _ := newTestCache(t, Options{MaxSessions: 3})
 	for _, id := range []string{"first", "second", "third"} {
 		c.Add(sess(id, 0, time.Hour))
 	}
@@ -200,7 +200,7 @@ func TestEvictionTiesGoToOldestInsertion(t *testing.T) {
 }
 
 func TestShrinkEvictsAtOnce(t *testing.T) {
-	c, _, log := newTestCache(t, Options{Size: 10})
+	c, _, log := newTestCache(t, Options{MaxSessions: 10})
 	for i := range 5 {
 		c.Add(sess(fmt.Sprintf("s%d", i), time.Duration(i)*time.Second, time.Hour))
 	}
@@ -287,7 +287,7 @@ func TestFlushZeroTimeRemovesAll(t *testing.T) {
 func sorted(s []string) []string { slices.Sort(s); return s }
 
 func TestUpdateTime(t *testing.T) {
-	c, clock, _ := newTestCache(t, Options{Mode: Server | UpdateTime, Size: 2})
+	c, clock, _ := newTestCache(t, Options{Mode: Server | UpdateTime, MaxSessions: 2})
 	a := sess("a", 0, time.Minute)
 	b := sess("b", 0, 2*time.Minute)
 	c.Add(a)
@@ -321,7 +321,7 @@ func TestUpdateTime(t *testing.T) {
 }
 
 func TestSetCreatedReordersCachedSession(t *testing.T) {
-	c, _, _ := newTestCache(t, Options{Size: 2})
+	c, _, _ := newTestCache(t, Options{MaxSessions: 2})
 	a := sess("a", 0, time.Minute)
 	b := sess("b", 0, time.Hour)
 	c.Add(a)
@@ -700,7 +700,7 @@ func TestAllListsMetadata(t *testing.T) {
 func TestHooksMayCallBackIntoCache(t *testing.T) {
 	var c *Cache
 	c = New(&Options{
-		Size: 1,
+		MaxSessions: 1,
 		RemoveHook: func(s *Session, _ Reason) error {
 			c.Len() // would deadlock if called under the lock
 			c.Peek(s.ID)

@@ -20,8 +20,8 @@ func TestConcurrentInvariants(t *testing.T) {
 	clock := newClock()
 	var removedByHook [5]atomic.Int64 // per Reason
 	c := New(&Options{
-		Size: size,
-		Now:  clock.Now,
+		MaxSessions: size,
+		Now:         clock.Now,
 		RemoveHook: func(s *Session, why Reason) error {
 			removedByHook[why].Add(1)
 			return nil

@@ -32,7 +32,7 @@ func heapAfterGC() runtime.MemStats {
 // flush.
 func TestByteBudgetBoundsHeap(t *testing.T) {
 	const budget = 8 << 20
-	c := New(&Options{Size: -1, MaxBytes: budget})
+	c := New(&Options{MaxSessions: -1, MaxBytes: budget})
 	ctx := bytes.Repeat([]byte("c"), 32)
 	before := heapAfterGC()
 	const n = 40000 // 40000 * ~1.2 KiB: more than five times the budget
@@ -67,7 +67,7 @@ func TestByteBudgetBoundsHeap(t *testing.T) {
 // A session above the per-session limit is not cached and is counted; it
 // never displaces anything.
 func TestMaxSessionBytes(t *testing.T) {
-	c, _, log := newTestCache(t, Options{Size: 2})
+	c, _, log := newTestCache(t, Options{MaxSessions: 2})
 	small := sess("small", 0, time.Hour)
 	c.Add(small)
 	chain := &Session{ID: []byte("big"), State: make([]byte, 236<<10)} // a 236 KiB client chain
@@ -96,7 +96,7 @@ func TestMaxSessionBytes(t *testing.T) {
 // the garbage collector has to look at, beyond a constant number of
 // buffers.
 func TestHandshakeSessionsAreNotObjects(t *testing.T) {
-	c := New(&Options{Size: -1, MaxBytes: -1})
+	c := New(&Options{MaxSessions: -1, MaxBytes: -1})
 	ctx := bytes.Repeat([]byte("c"), 32)
 	before := heapAfterGC()
 	const n = 100000
@@ -171,7 +171,7 @@ func TestCopyStaleAfterFlushAll(t *testing.T) {
 // ones: a flood fills only the probationary share.
 func TestProbationProtectsEstablished(t *testing.T) {
 	const size = 64
-	c, _, _ := newTestCache(t, Options{Size: size})
+	c, _, _ := newTestCache(t, Options{MaxSessions: size})
 	ctx := []byte("ctx")
 	var established [][]byte
 	for i := range 40 {
@@ -223,7 +223,7 @@ func TestProbationProtectsEstablished(t *testing.T) {
 
 // Promote before NewSession stores the session established.
 func TestPromoteBeforeNewSession(t *testing.T) {
-	c, _, _ := newTestCache(t, Options{Size: 8})
+	c, _, _ := newTestCache(t, Options{MaxSessions: 8})
 	s := handshakeSession(1, nil, 57)
 	if c.Promote(s) {
 		t.Error("Promote of a session not cached reported it cached")
@@ -274,7 +274,7 @@ func TestPanickingHooks(t *testing.T) {
 	var mu sync.Mutex
 	var seen []string
 	c, clock, _ := newTestCache(t, Options{
-		Size: 3,
+		MaxSessions: 3,
 		RemoveHook: func(s *Session, why Reason) error {
 			mu.Lock()
 			seen = append(seen, fmt.Sprintf("%s:%s", s.ID, why))
@@ -340,7 +340,7 @@ func TestPanickingHooks(t *testing.T) {
 // The cache keys a session by the ID it had at Add: changing the ID
 // afterwards (which the docs forbid) breaks nothing.
 func TestMutatedIDAfterAdd(t *testing.T) {
-	c, clock, log := newTestCache(t, Options{Size: 2})
+	c, clock, log := newTestCache(t, Options{MaxSessions: 2})
 	s := sess("orig", 0, time.Minute)
 	c.Add(s)
 	s.ID[0] = 'X' // in place
@@ -374,7 +374,7 @@ func TestMutatedIDAfterAdd(t *testing.T) {
 // sessions kept as bytes and as objects keep the table consistent (run
 // with -race).
 func TestConcurrentStorage(t *testing.T) {
-	c := New(&Options{Size: 300, MaxBytes: 64 << 10})
+	c := New(&Options{MaxSessions: 300, MaxBytes: 64 << 10})
 	ctx := []byte("ctx")
 	var wg sync.WaitGroup
 	for g := range 4 {
@@ -425,7 +425,7 @@ func TestEvictionOrderModel(t *testing.T) {
 		s        *Session
 	}
 	const size = 20
-	c, _, _ := newTestCache(t, Options{Size: size})
+	c, _, _ := newTestCache(t, Options{MaxSessions: size})
 	var m []*model
 	seq := int64(0)
 	r := uint64(42)

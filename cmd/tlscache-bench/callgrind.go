@@ -37,7 +37,7 @@ func opsChild(op string, fill, ops int) {
 	if op == "lookup" {
 		size = fill + fill/7 + 8 // room: the first lookup of each session may promote it
 	}
-	cache := tlscache.New(noByteBudget(&tlscache.Options{Size: size}))
+	cache := tlscache.New(noByteBudget(&tlscache.Options{MaxSessions: size}))
 	ctx := make([]byte, 32)
 	rand.Read(ctx)
 	ids := make([]byte, 16*(fill+ops))

@@ -31,7 +31,7 @@ func newGrowthCache(n int) *growthCache {
 		rnd:   mrand.New(mrand.NewPCG(5, 6)),
 	}
 	g.ctx = g.randomID(32)
-	g.cache = tlscache.New(noByteBudget(&tlscache.Options{Size: n, Now: func() time.Time { return g.epoch }}))
+	g.cache = tlscache.New(noByteBudget(&tlscache.Options{MaxSessions: n, Now: func() time.Time { return g.epoch }}))
 	for range n {
 		g.add()
 	}

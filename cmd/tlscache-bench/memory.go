@@ -19,7 +19,7 @@ type memResult struct {
 // before and after) next to the size of the serialized state.
 func measureMemory(ss *tls.SessionState, n int) memResult {
 	cfg, _ := baseConfigs(tls.VersionTLS13)
-	cache := tlscache.New(noByteBudget(&tlscache.Options{Size: -1}))
+	cache := tlscache.New(noByteBudget(&tlscache.Options{MaxSessions: -1}))
 	if err := adapter.NewServer(cache, nil).Install(cfg); err != nil {
 		panic(err)
 	}

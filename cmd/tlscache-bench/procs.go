@@ -71,7 +71,7 @@ func serve(kind string, version uint16, fill int) {
 	}
 	var heap, objects int64
 	if kind == "adapter" {
-		cache := tlscache.New(noByteBudget(&tlscache.Options{Size: max(fill, 1)}))
+		cache := tlscache.New(noByteBudget(&tlscache.Options{MaxSessions: max(fill, 1)}))
 		if err := adapter.NewServer(cache, nil).Install(cfg); err != nil {
 			fatal(err)
 		}

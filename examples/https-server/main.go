@@ -132,7 +132,7 @@ func run(log *slog.Logger, cfg config) error {
 	if size == 0 {
 		size = -1 // tlscache.Options: negative means no limit
 	}
-	opts := &tlscache.Options{Mode: mode, Size: size, Timeout: cfg.timeout}
+	opts := &tlscache.Options{Mode: mode, Off: mode == tlscache.Off, MaxSessions: size, Timeout: cfg.timeout}
 	var tier *fleet.Tier
 	if cfg.fleet.redis != "" {
 		if cfg.policy == "none" {
@@ -150,7 +150,6 @@ func run(log *slog.Logger, cfg config) error {
 		}
 	}
 	cache := tlscache.New(opts)
-	cache.SetMode(mode) // Options cannot say Off (zero means the default)
 	var saved *state
 	if cfg.state != "" {
 		if saved, err = openState(log, cfg.state, cfg.fleet.keysFile, cache); err != nil {
