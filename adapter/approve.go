@@ -9,9 +9,9 @@ import "github.com/tlscache/tlscache/tlscache"
 // (a 0-RTT one, or a 1-RTT one that raced the ticket) ran: a login that
 // approves with Approve rather than All still approves that ticket. approve
 // runs without the record's lock, possibly in a handshake's goroutine; it
-// sees each session once. A typical approve is cache.Add, plus
-// fleet.Tier.Put across a fleet. On a nil record (an untracked
-// connection) it approves nothing.
+// sees each session once. [Server.Approve] is the usual approve: it adds
+// each session to the cache and, across a fleet, to the store. On a nil
+// record (an untracked connection) it approves nothing.
 func (c *ConnSessions) Approve(approve func(*tlscache.Session)) {
 	if c == nil {
 		return
@@ -23,4 +23,52 @@ func (c *ConnSessions) Approve(approve func(*tlscache.Session)) {
 	for _, s := range now {
 		approve(s)
 	}
+}
+
+// Approve makes the sessions of the connection cs resumable, on this
+// server and, once it is connected to a fleet ([Server.SetFleet], which
+// fleet.NewServer and fleet.Tier.Watch call), on every server of it: the
+// session cs resumed from and those it issued, now and as they are issued
+// ([ConnSessions.Approve]). Each goes to the cache with [tlscache.Cache.Add]
+// (OpenSSL's SSL_CTX_add_session, which a mode with NoInternalStore
+// allows) and to the fleet's store. With [ServerOptions.InheritApproval],
+// the sessions later issued on connections resumed from them are approved
+// the same way, on whichever server they are issued; a revocation of their
+// lineage ([Server.RevokeFamily], at logout) ends them all, everywhere.
+//
+// Under [ServerOptions.SingleUse] the session cs resumed from was used up
+// by that resumption, and is not approved again. A store that fails leaves
+// the approval on this server alone (the fleet's tier counts and logs it).
+// On a nil cs (a connection that is not tracked) it approves nothing.
+//
+//	func login(w http.ResponseWriter, r *http.Request) {
+//		// ... check the user's credentials ...
+//		srv.Approve(adapter.ConnSessionsFrom(r.Context()))
+//	}
+func (s *Server) Approve(cs *ConnSessions) {
+	if cs == nil {
+		return
+	}
+	resumed := cs.Resumed()
+	usedUp := s.opts.SingleUse && resumed != nil
+	cs.Approve(func(sess *tlscache.Session) {
+		if usedUp && sess == resumed {
+			return
+		}
+		s.approve(sess, true)
+	})
+}
+
+// approve adds sess to the cache and, on a server of a fleet, to the store:
+// always with share, else only if the cache's new hook did not store it.
+func (s *Server) approve(sess *tlscache.Session, share bool) {
+	s.cache.Add(sess)
+	f := s.fleet.Load()
+	if f == nil {
+		return
+	}
+	if !share && s.cache.HasNewHook() && s.cache.Mode()&tlscache.Server != 0 {
+		return // NewSession passed it to the new hook, which stores it
+	}
+	f.Put(sess) // a failure is the fleet tier's to count and log
 }

@@ -109,7 +109,7 @@ func (b *binding) wrap(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, er
 		srv.cache.Promote(sess)
 	}
 	if !srv.cache.NewSession(tlscache.Server, sess) && parent != nil && srv.opts.InheritApproval {
-		srv.cache.Add(sess)
+		srv.approve(sess, false)
 	}
 	if parent != nil {
 		for _, old := range srv.lin.issued(meta.lineage, parent.ID, id) {
@@ -149,7 +149,7 @@ func (b *binding) unwrap(identity []byte, cs tls.ConnectionState) (*tls.SessionS
 		return nil, nil
 	}
 	srv := b.st.srv
-	if f := srv.fleet.Load(); f != nil && !f.trusted() {
+	if f := srv.fleet.Load(); f != nil && !f.Trusted() {
 		srv.untrusted.Add(1)
 		return nil, nil
 	}

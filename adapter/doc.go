@@ -45,15 +45,17 @@
 // http.Server.ConnContext = ConnContext):
 //
 //	func login(w http.ResponseWriter, r *http.Request) {
-//		for _, s := range adapter.ConnSessionsFrom(r.Context()).All() {
-//			cache.Add(s)
-//		}
+//		srv.Approve(adapter.ConnSessionsFrom(r.Context()))
 //	}
 //
-// Clients offer the newest ticket they hold, and every TLS 1.3 handshake
-// issues a new one, so an approved session alone would resume once. With
-// ServerOptions.InheritApproval, a session issued on a connection that
-// resumed from a cached session is cached too.
+// [Server.Approve] adds the connection's sessions to the cache, and, on a
+// server of a fleet, to the store shared by every server: the approval
+// holds across the fleet with no more code. Clients offer the newest
+// ticket they hold, and every TLS 1.3 handshake issues a new one, so an
+// approved session alone would resume once. With
+// [ServerOptions.InheritApproval], a session issued on a connection that
+// resumed from a cached session is approved too, on whichever server it
+// is issued.
 //
 // # Lineage and revocation
 //

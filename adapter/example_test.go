@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 
@@ -34,29 +35,25 @@ func ExampleServer_Install() {
 }
 
 // Controlled resumption from HTTP: with NoInternalStore nothing resumes until
-// a handler adds its connection's sessions, here after a login.
-func ExampleConnSessionsFrom() {
+// a handler approves its connection's sessions, here after a login.
+func ExampleServer_Approve() {
 	cache := tlscache.New(&tlscache.Options{Mode: tlscache.Server | tlscache.NoInternalStore})
 	// Sessions issued on connections resumed from an approved one are
 	// approved too: clients offer their newest ticket.
 	tlsServer := adapter.NewServer(cache, &adapter.ServerOptions{InheritApproval: true})
-	srv := &http.Server{Addr: ":8443", TLSConfig: &tls.Config{Certificates: loadCertificates()}}
-	if err := tlsServer.ConfigureHTTPServer(srv); err != nil {
-		panic(err)
-	}
 
-	http.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
 		// ... check the credentials, then approve the connection's sessions:
-		for _, s := range adapter.ConnSessionsFrom(r.Context()).All() {
-			cache.Add(s)
-		}
+		tlsServer.Approve(adapter.ConnSessionsFrom(r.Context()))
 	})
-	http.HandleFunc("POST /logout", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST /logout", func(w http.ResponseWriter, r *http.Request) {
 		for _, s := range adapter.ConnSessionsFrom(r.Context()).All() {
 			tlsServer.RevokeFamily(s)
 		}
 	})
-	// srv.ListenAndServeTLS("", "")
+	srv := &http.Server{Addr: ":8443", Handler: mux}
+	log.Fatal(tlsServer.ListenAndServeTLS(srv, "cert.pem", "key.pem"))
 }
 
 // A client persists its sessions across restarts, as openssl s_client

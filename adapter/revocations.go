@@ -178,23 +178,32 @@ func matcher(kind byte, at int64, subject []byte) func(*tlscache.Session) bool {
 	}
 }
 
-// A fleetLink is what package fleet gives a Server (SetFleet).
-type fleetLink struct {
-	trusted func() bool
-	publish func(ctx context.Context, marker []byte, wait bool) error
-	get     func(id []byte) (*tlscache.Session, error)
+// A Fleet is how a Server reaches the other servers that share its
+// store. Package fleet makes one (its Tier.Watch and NewServer call
+// [Server.SetFleet]); applications need not. Every field must be set.
+type Fleet struct {
+	// Trusted reports whether the server hears the fleet's revocations
+	// now: while it does not, no session resumes (fail closed; see
+	// fleet.Options.FailOpen).
+	Trusted func() bool
+	// Publish makes a revocation marker durable in the store and tells
+	// every server; with wait, it returns once each has applied it.
+	Publish func(ctx context.Context, marker []byte, wait bool) error
+	// Get reads a session from the store, so that revoking an ID this
+	// server does not hold still ends its lineage.
+	Get func(id []byte) (*tlscache.Session, error)
+	// Put stores a session in the store, so that it resumes on every
+	// server: the sessions [Server.Approve] approves, and those that
+	// inherit approval (ServerOptions.InheritApproval) when the cache's
+	// new hook does not store them already.
+	Put func(*tlscache.Session) error
 }
 
-// SetFleet connects the server to the fleet that shares its store; package
-// fleet's Tier.Watch calls it, and applications need not. trusted reports
-// whether the server hears the fleet's revocations now: while it does not,
-// no session resumes (fail closed; see fleet.Options.FailOpen). publish
-// makes a revocation marker durable in the store and tells every server,
-// waiting, with wait, until each has applied it; get reads a session from
-// the store, so that revoking an ID this server does not hold still ends
-// its lineage.
-func (s *Server) SetFleet(trusted func() bool, publish func(ctx context.Context, marker []byte, wait bool) error, get func(id []byte) (*tlscache.Session, error)) {
-	s.fleet.Store(&fleetLink{trusted: trusted, publish: publish, get: get})
+// SetFleet connects the server to the fleet that shares its store, from
+// then on: its revocations become durable and fleet-wide, its approvals
+// reach the store, and while f.Trusted reports false nothing resumes.
+func (s *Server) SetFleet(f Fleet) {
+	s.fleet.Store(&f)
 }
 
 // apply records a marker (made here or heard from the fleet) and drops the
@@ -236,7 +245,7 @@ func (s *Server) apply(marker []byte, local bool) int {
 // publish tells the fleet (or, without one, the remove hook) about marker.
 func (s *Server) publish(ctx context.Context, marker []byte, wait bool) error {
 	if f := s.fleet.Load(); f != nil {
-		return f.publish(ctx, marker, wait)
+		return f.Publish(ctx, marker, wait)
 	}
 	s.cache.RemoveID(marker)
 	return nil

@@ -5,10 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
-	"errors"
-	"net"
-	"net/http"
-	"slices"
 	"time"
 
 	"github.com/tlscache/tlscache/tlscache"
@@ -113,8 +109,8 @@ func (s *Server) revoke(ctx context.Context, r Revocation, wait bool) (int, erro
 	if len(r.ID) > 0 {
 		sess := s.cache.Peek(r.ID)
 		if sess == nil {
-			if f := s.fleet.Load(); f != nil && f.get != nil {
-				sess, _ = f.get(r.ID)
+			if f := s.fleet.Load(); f != nil {
+				sess, _ = f.Get(r.ID)
 			}
 		}
 		if s.cache.RemoveID(r.ID) {
@@ -234,37 +230,4 @@ func (s *Server) FlushAll() int { return s.cache.FlushAll() }
 func (s *Server) RevokeFunc(match func(ServerSession) bool) int {
 	n, _ := s.revoke(context.Background(), Revocation{Func: match}, false)
 	return n
-}
-
-// ConfigureHTTPServer prepares srv to serve with the cache: it installs the
-// server on srv.TLSConfig, sets NextProtos to "h2" and "http/1.1" if empty
-// (what ServeTLS would add to its own clone), and sets srv.ConnContext to
-// track each connection's sessions, calling the ConnContext srv had.
-//
-// Connections use a clone of srv.TLSConfig made by the adapter, not the
-// one ServeTLS makes: put the certificates in srv.TLSConfig (or set
-// GetCertificate) before calling it, and serve with ServeTLS(l, "", "") or
-// ListenAndServeTLS("", ""). It returns an error if srv.TLSConfig has no
-// certificates, and ErrBound if it is bound already.
-func (s *Server) ConfigureHTTPServer(srv *http.Server) error {
-	cfg := srv.TLSConfig
-	if cfg == nil || (len(cfg.Certificates) == 0 && cfg.GetCertificate == nil && cfg.GetConfigForClient == nil) {
-		return errors.New("tlscache/adapter: ConfigureHTTPServer needs the certificates in srv.TLSConfig; ServeTLS's certFile and keyFile go to a clone tracked connections do not use")
-	}
-	if len(cfg.NextProtos) == 0 {
-		cfg.NextProtos = []string{"h2", "http/1.1"}
-	} else if !slices.Contains(cfg.NextProtos, "http/1.1") {
-		cfg.NextProtos = append(cfg.NextProtos, "http/1.1")
-	}
-	if err := s.Install(cfg); err != nil {
-		return err
-	}
-	prev := srv.ConnContext
-	srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
-		if prev != nil {
-			ctx = prev(ctx, c)
-		}
-		return ConnContext(ctx, c)
-	}
-	return nil
 }

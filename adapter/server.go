@@ -32,13 +32,15 @@ type ServerOptions struct {
 	// 1.2 resumption, which re-issues the same secret, stores it under a
 	// new identity, usable once again.
 	SingleUse bool
-	// InheritApproval adds to the cache every session issued on a
-	// connection that resumed from a cached session, also under
-	// NoInternalStore. Clients offer the newest ticket they got, and a TLS
-	// 1.3 resumption issues a new one: without this, an approved session
+	// InheritApproval approves every session issued on a connection that
+	// resumed from a cached session, also under NoInternalStore: it goes
+	// to the cache and, on a server of a fleet, to the store, as
+	// [Server.Approve] does (unless the cache's new hook stores it
+	// already). Clients offer the newest ticket they got, and a TLS 1.3
+	// resumption issues a new one: without this, an approved session
 	// resumes once and its successor is a stranger. The successors join
-	// the approved session's lineage (its family), which RevokeFamily ends
-	// at once.
+	// the approved session's lineage (its family), which
+	// [Server.RevokeFamily] ends at once, on every server.
 	InheritApproval bool
 	// EarlyData is the early-data (0-RTT) policy; the zero value,
 	// EarlyDataOnce, accepts a ticket's early data at most once.
@@ -71,9 +73,11 @@ type Server struct {
 
 	revs      revocations
 	lin       *lineages
-	fleet     atomic.Pointer[fleetLink]
+	fleet     atomic.Pointer[Fleet]
 	untrusted atomic.Int64 // resumptions refused: the fleet's watch not trusted
 	evicted   atomic.Int64 // sessions dropped by the per-lineage limit
+
+	httpServers sync.Map // weak.Pointer[http.Server] -> struct{}: ConfigureHTTPServer done
 
 	mu        sync.Mutex
 	installed map[weak.Pointer[tls.Config]]weak.Pointer[configState] // configs Install bound

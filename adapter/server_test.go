@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net/http"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -211,17 +210,3 @@ func TestNameCachesShareABudget(t *testing.T) {
 	}
 }
 
-func TestConfigureHTTPServerNeedsCertificates(t *testing.T) {
-	srv := NewServer(tlscache.New(nil), nil)
-	if err := srv.ConfigureHTTPServer(&http.Server{}); err == nil {
-		t.Error("ConfigureHTTPServer without certificates succeeded; ServeTLS's files would not reach tracked connections")
-	}
-	server, _ := testConfigs(t, tls.VersionTLS13)
-	hs := &http.Server{TLSConfig: server}
-	if err := srv.ConfigureHTTPServer(hs); err != nil {
-		t.Fatal(err)
-	}
-	if hs.ConnContext == nil || len(hs.TLSConfig.NextProtos) != 2 {
-		t.Errorf("ConnContext %v, NextProtos %v", hs.ConnContext != nil, hs.TLSConfig.NextProtos)
-	}
-}

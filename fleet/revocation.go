@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tlscache/tlscache/adapter"
 	"github.com/tlscache/tlscache/tlscache"
 )
 
@@ -153,9 +154,16 @@ type Target interface {
 
 var _ Target = (*tlscache.Cache)(nil)
 
-// fleetMember is a Target that takes part in revocations (adapter.Server).
-type fleetMember interface {
-	SetFleet(trusted func() bool, publish func(ctx context.Context, marker []byte, wait bool) error, get func(id []byte) (*tlscache.Session, error))
+var _ Target = (*adapter.Server)(nil)
+
+// link is what connects an adapter.Server to the fleet (its SetFleet).
+func (t *Tier) link() adapter.Fleet {
+	return adapter.Fleet{
+		Trusted: t.Trusted,
+		Publish: t.publishMarker,
+		Get:     func(id []byte) (*tlscache.Session, error) { return t.get(id, false) },
+		Put:     t.NewHook,
+	}
 }
 
 // Watch keeps target in step with the store until ctx is done: a session
@@ -178,9 +186,9 @@ func (t *Tier) Watch(ctx context.Context, target Target) error {
 	}
 	t.rev.live = live
 	t.rev.watching.Store(true)
-	m, member := target.(fleetMember)
+	m, member := target.(*adapter.Server)
 	if member {
-		m.SetFleet(t.Trusted, t.publishMarker, func(id []byte) (*tlscache.Session, error) { return t.get(id, false) })
+		m.SetFleet(t.link())
 	}
 	deleted := func(msg string) { t.onMessage(target, msg) }
 	synced := func() {

@@ -308,6 +308,10 @@ func (c *Cache) HasHooks() bool {
 	return c.newHook != nil || c.getHook != nil || c.removeHook != nil
 }
 
+// HasNewHook reports whether the cache was created with a new hook: whether
+// [Cache.NewSession] passes sessions on, in a mode with their role.
+func (c *Cache) HasNewHook() bool { return c.newHook != nil }
+
 // Len returns the number of cached sessions (SSL_CTX_sess_number).
 func (c *Cache) Len() int {
 	c.mu.Lock()
