@@ -71,6 +71,11 @@ type Revocation struct {
 	// Session is a session, such as one of ConnSessions.All: its lineage
 	// is revoked (RevokeFamily).
 	Session *tlscache.Session
+	// Conn is a connection's record (ConnSessionsFrom of a request's
+	// context): the lineages of its sessions are revoked, what a logout
+	// handler ends, the counterpart of [Server.Approve]. A nil Conn (an
+	// untracked connection) revokes nothing.
+	Conn *ConnSessions
 	// ServerName revokes the lineages started before now under this SNI
 	// name (any certificate or policy).
 	ServerName string
@@ -122,13 +127,21 @@ func (s *Server) revoke(ctx context.Context, r Revocation, wait bool) (int, erro
 			markers = append(markers, newMarker(revokeID, now, r.ID))
 		}
 	}
+	sessions := r.Conn.All()
 	if r.Session != nil {
-		if s.cache.Peek(r.Session.ID) != r.Session {
+		sessions = append(sessions, r.Session)
+	}
+	lineages := make(map[string]bool, 1)
+	for _, sess := range sessions {
+		if s.cache.Peek(sess.ID) != sess {
 			// Not cached (taken, say, or never approved): still tell the
 			// remove hook, so an external store forgets it.
-			s.cache.Remove(r.Session)
+			s.cache.Remove(sess)
 		}
-		markers = append(markers, newMarker(revokeLineage, now, sessionMeta(r.Session).lineage))
+		if l := sessionMeta(sess).lineage; !lineages[string(l)] {
+			lineages[string(l)] = true
+			markers = append(markers, newMarker(revokeLineage, now, l))
+		}
 	}
 	if r.ServerName != "" {
 		markers = append(markers, newMarker(revokeName, now, []byte(normalizeName(r.ServerName))))
