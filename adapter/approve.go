@@ -1,6 +1,10 @@
 package adapter
 
-import "github.com/tlscache/tlscache/tlscache"
+import (
+	"sync/atomic"
+
+	"github.com/tlscache/tlscache/tlscache"
+)
 
 // Approve calls approve with every session of the connection: the one it
 // resumed from and those it issued, at once, and each session the
@@ -39,36 +43,43 @@ func (c *ConnSessions) Approve(approve func(*tlscache.Session)) {
 // Under [ServerOptions.SingleUse] the session cs resumed from was used up
 // by that resumption, and is not approved again. A store that fails leaves
 // the approval on this server alone (the fleet's tier counts and logs it).
-// On a nil cs (a connection that is not tracked) it approves nothing.
+// It returns how many sessions it added to the cache now (those issued
+// later are not counted); on a nil cs (a connection that is not tracked)
+// it approves nothing.
 //
 //	func login(w http.ResponseWriter, r *http.Request) {
 //		// ... check the user's credentials ...
 //		srv.Approve(adapter.ConnSessionsFrom(r.Context()))
 //	}
-func (s *Server) Approve(cs *ConnSessions) {
+func (s *Server) Approve(cs *ConnSessions) int {
 	if cs == nil {
-		return
+		return 0
 	}
 	resumed := cs.Resumed()
 	usedUp := s.opts.SingleUse && resumed != nil
+	var added atomic.Int64
+	var returned atomic.Bool
 	cs.Approve(func(sess *tlscache.Session) {
 		if usedUp && sess == resumed {
 			return
 		}
-		s.approve(sess, true)
+		if s.approve(sess, true) && !returned.Load() {
+			added.Add(1)
+		}
 	})
+	returned.Store(true)
+	return int(added.Load())
 }
 
 // approve adds sess to the cache and, on a server of a fleet, to the store:
 // always with share, else only if the cache's new hook did not store it.
-func (s *Server) approve(sess *tlscache.Session, share bool) {
-	s.cache.Add(sess)
+// It reports whether sess was new to the cache.
+func (s *Server) approve(sess *tlscache.Session, share bool) bool {
+	added := s.cache.Add(sess)
 	f := s.fleet.Load()
-	if f == nil {
-		return
-	}
-	if !share && s.cache.HasNewHook() && s.cache.Mode()&tlscache.Server != 0 {
-		return // NewSession passed it to the new hook, which stores it
+	if f == nil || !share && s.cache.HasNewHook() && s.cache.Mode()&tlscache.Server != 0 {
+		return added // without a fleet, or NewSession passed it to the new hook, which stores it
 	}
 	f.Put(sess) // a failure is the fleet tier's to count and log
+	return added
 }

@@ -7,13 +7,13 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/tlscache/tlscache/adapter"
 	"github.com/tlscache/tlscache/fleet"
 	"github.com/tlscache/tlscache/redisstore"
+	"github.com/tlscache/tlscache/tlscache"
 )
 
 // fleetConfig is how -redis joins this server to a fleet.
@@ -29,42 +29,67 @@ type fleetConfig struct {
 const keysHelp = "give every server of the fleet the same sealing keys: -seal-keys FILE or $TLSCACHE_SEAL_KEYS " +
 	"(one key: head -c 32 /dev/urandom | base64)"
 
-// openFleet connects to Redis and returns the tier that shares this
-// server's sessions, and a function that closes the Redis client.
-func openFleet(log *slog.Logger, cfg fleetConfig) (*fleet.Tier, func(), error) {
+// fleetServer is this server as a member of the fleet, and its Redis
+// client.
+type fleetServer struct {
+	*fleet.Server
+	client redis.UniversalClient
+}
+
+// Close stops the fleet's watch, then closes the Redis client.
+func (f *fleetServer) Close() {
+	f.Server.Close()
+	f.client.Close()
+}
+
+// openFleet connects to Redis and makes this server a member of the fleet
+// (fleet.NewServer): its sessions, approvals (only those, with
+// approvedOnly) and revocations hold on every server. It waits (a while)
+// for the fleet's watch before the server accepts connections: until it
+// works, nothing resumes.
+func openFleet(log *slog.Logger, cfg fleetConfig, approvedOnly bool, cache tlscache.Options, srv adapter.ServerOptions) (*fleetServer, error) {
 	keys, err := sealKeys(cfg.keysFile)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if len(keys) == 0 {
-		return nil, nil, fmt.Errorf("-redis: %s", keysHelp)
+		return nil, fmt.Errorf("-redis: %s", keysHelp)
 	}
 	// Redis's own log lines (a dial that failed, a master that moved) go
-	// to the debug level; the tier logs what matters once per change.
+	// to the debug level; the fleet logs what matters once per change.
 	redis.SetLogger(redisLog{log})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	client, err := redisstore.Open(ctx, &redis.UniversalOptions{Addrs: strings.Split(cfg.redis, ","), MasterName: cfg.master})
 	if err != nil {
-		return nil, nil, fmt.Errorf("-redis %s%s: %w%s", cfg.redis, masterFlag(cfg.master), err, redisHint(err))
+		return nil, fmt.Errorf("-redis %s%s: %w%s", cfg.redis, masterFlag(cfg.master), err, redisHint(err))
 	}
 	topology, _ := redisstore.Check(ctx, client)
 	store, err := redisstore.New(client, &redisstore.Options{Prefix: cfg.prefix})
 	if err != nil {
 		client.Close()
-		return nil, nil, err
+		return nil, err
 	}
-	tier, err := fleet.New(store, &fleet.Options{Keys: keys, Timeout: cfg.timeout, Logger: log})
+	fs, err := fleet.NewServer(store, &fleet.ServerOptions{
+		Keys: keys, ApprovedOnly: approvedOnly, Logger: log,
+		Tier: fleet.Options{Timeout: cfg.timeout}, Cache: cache, Server: srv,
+	})
 	if err != nil {
 		client.Close()
-		return nil, nil, err
+		return nil, err
 	}
 	timeout := "adaptive"
 	if cfg.timeout > 0 {
 		timeout = cfg.timeout.String()
 	}
-	log.Info("fleet", "redis", cfg.redis, "topology", topology, "prefix", cfg.prefix, "seal_key", keys[0].ID(), "keys", len(keys), "store_timeout", timeout)
-	return tier, func() { client.Close() }, nil
+	log.Info("fleet", "redis", cfg.redis, "topology", topology, "prefix", cfg.prefix, "seal_key", keys[0].ID(), "keys", len(keys),
+		"store_timeout", timeout, "approved_only", approvedOnly)
+	select {
+	case <-fs.Ready():
+	case <-time.After(2 * time.Second):
+		log.Warn("the fleet's revocation channel is not subscribed yet: serving anyway, with full handshakes until it is")
+	}
+	return &fleetServer{Server: fs, client: client}, nil
 }
 
 // sealKeys reads the keyring of -seal-keys, or of $TLSCACHE_SEAL_KEYS
@@ -117,42 +142,3 @@ type redisLog struct{ log *slog.Logger }
 func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
 	l.log.DebugContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }
-
-// watchFleet runs the tier's Watch until ctx is done, and waits (a while)
-// for it to work before the server accepts connections, so that sessions
-// revoked elsewhere are not resumed here.
-func watchFleet(ctx context.Context, log *slog.Logger, tier *fleet.Tier, srv *adapter.Server) (wait func()) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tier.Watch(ctx, srv)
-	}()
-	select {
-	case <-tier.Ready():
-	case <-time.After(2 * time.Second):
-		log.Warn("the fleet's revocation channel is not subscribed yet; serving anyway")
-	}
-	return func() { <-done }
-}
-
-// fleetShare puts into Redis, under -policy login, the sessions this
-// server approves by inheritance: tickets issued on a connection that
-// resumed an approved session (clients rotate tickets) join the fleet as
-// the approved session did at POST /login, once per connection.
-type fleetShare struct {
-	tier *fleet.Tier
-	done sync.Map // *adapter.ConnSessions -> struct{}, until the connection closes
-}
-
-func (f *fleetShare) share(ctx context.Context, a *app, cs *adapter.ConnSessions) {
-	if _, seen := f.done.LoadOrStore(cs, struct{}{}); seen || cs.Resumed() == nil {
-		return
-	}
-	for _, s := range cs.Issued() {
-		if a.cache.Peek(s.ID) == s { // approved here
-			f.tier.Put(ctx, s)
-		}
-	}
-}
-
-func (f *fleetShare) forget(cs *adapter.ConnSessions) { f.done.Delete(cs) }

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/tlscache/tlscache/adapter"
@@ -25,7 +24,6 @@ type app struct {
 	policy string
 	log    *slog.Logger
 	tier   *fleet.Tier // nil without -redis
-	share  *fleetShare // -redis under -policy login
 }
 
 func (a *app) routes() http.Handler {
@@ -133,21 +131,12 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "login applies to -policy login only", http.StatusConflict)
 		return
 	}
-	var added atomic.Int64
-	// Approve, not All: over HTTP/3 the connection's ticket is issued after
-	// the handshake, possibly after this handler ran.
-	adapter.ConnSessionsFrom(r.Context()).Approve(func(s *tlscache.Session) {
-		if a.cache.Add(s) {
-			added.Add(1)
-			if a.tier != nil { // the fleet resumes it too
-				if err := a.tier.Put(context.Background(), s); err != nil {
-					a.log.Warn("login: session not shared with the fleet", "err", err)
-				}
-			}
-		}
-	})
-	a.log.Info("login", "sessions_added", added.Load())
-	reply(w, r, map[string]int64{"sessions_added": added.Load()})
+	// With -redis, the sessions resume on every server of the fleet. Over
+	// HTTP/3 the connection's ticket is issued after the handshake,
+	// possibly after this handler ran: Approve approves it then.
+	added := a.srv.Approve(adapter.ConnSessionsFrom(r.Context()))
+	a.log.Info("login", "sessions_added", added)
+	reply(w, r, map[string]int{"sessions_added": added})
 }
 
 // logout revokes the connection's sessions and their lineages (the
@@ -157,13 +146,9 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 func (a *app) logout(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	removed := 0
-	for _, s := range adapter.ConnSessionsFrom(r.Context()).All() {
-		n, err := a.srv.RevokeWait(ctx, adapter.Revocation{Session: s})
-		removed += n
-		if err != nil {
-			a.log.Warn("logout: revocation not confirmed by the whole fleet (retried in the background)", "err", err)
-		}
+	removed, err := a.srv.RevokeWait(ctx, adapter.Revocation{Conn: adapter.ConnSessionsFrom(r.Context())})
+	if err != nil {
+		a.log.Warn("logout: revocation not confirmed by the whole fleet (retried in the background)", "err", err)
 	}
 	a.log.Info("logout", "sessions_removed", removed)
 	reply(w, r, map[string]int{"sessions_removed": removed})
@@ -213,15 +198,9 @@ func (a *app) logConnections(hs *http.Server) {
 		switch state {
 		case http.StateActive:
 			cl.log(a.log, c)
-			if a.share != nil {
-				a.share.share(context.Background(), a, cl.sessions)
-			}
 		case http.StateClosed, http.StateHijacked:
 			cl.log(a.log, c)
 			conns.Delete(c)
-			if a.share != nil {
-				a.share.forget(cl.sessions)
-			}
 		}
 	}
 }

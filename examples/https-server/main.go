@@ -132,24 +132,27 @@ func run(log *slog.Logger, cfg config) error {
 	if size == 0 {
 		size = -1 // tlscache.Options: negative means no limit
 	}
-	opts := &tlscache.Options{Mode: mode, Off: mode == tlscache.Off, MaxSessions: size, Timeout: cfg.timeout}
+	opts := tlscache.Options{Mode: mode, Off: mode == tlscache.Off, MaxSessions: size, Timeout: cfg.timeout}
+	// Under -policy login, sessions issued on connections resumed from an
+	// approved session are approved too: clients rotate tickets.
+	srvOpts := adapter.ServerOptions{SingleUse: cfg.singleUse, InheritApproval: true, EarlyData: early}
+	var srv *adapter.Server
 	var tier *fleet.Tier
 	if cfg.fleet.redis != "" {
 		if cfg.policy == "none" {
 			return errors.New("-redis: -policy none resumes nothing, so there is nothing to share")
 		}
-		t, closeRedis, err := openFleet(log, cfg.fleet)
+		// Only approved sessions join the fleet under -policy login.
+		fs, err := openFleet(log, cfg.fleet, cfg.policy == "login", opts, srvOpts)
 		if err != nil {
 			return err
 		}
-		defer closeRedis()
-		tier = t
-		opts = tier.Hooks(opts)
-		if cfg.policy == "login" {
-			opts.NewHook = nil // only approved sessions join the fleet: see login and fleetShare
-		}
+		defer fs.Close()
+		srv, tier = fs.Server.Server, fs.Tier()
+	} else {
+		srv = adapter.NewServer(tlscache.New(&opts), &srvOpts)
 	}
-	cache := tlscache.New(opts)
+	cache := srv.Cache()
 	var saved *state
 	if cfg.state != "" {
 		if saved, err = openState(log, cfg.state, cfg.fleet.keysFile, cache); err != nil {
@@ -160,25 +163,7 @@ func run(log *slog.Logger, cfg config) error {
 	if cfg.tls12 {
 		tlsConfig.MaxVersion = tls.VersionTLS12
 	}
-	app := &app{
-		cache: cache,
-		// Under -policy login, sessions issued on connections resumed from
-		// an approved session are approved too: clients rotate tickets.
-		srv:    adapter.NewServer(cache, serverOptions(cfg.singleUse, early, tier)),
-		policy: cfg.policy,
-		log:    log,
-		tier:   tier,
-	}
-	if tier != nil {
-		if cfg.policy == "login" {
-			app.share = &fleetShare{tier: tier}
-		}
-		// The server, not only its cache, follows the fleet: it also
-		// revokes the families that other servers' logouts revoke.
-		watchCtx, stopWatch := context.WithCancel(context.Background())
-		waitWatch := watchFleet(watchCtx, log, tier, app.srv)
-		defer func() { stopWatch(); waitWatch() }()
-	}
+	app := &app{cache: cache, srv: srv, policy: cfg.policy, log: log, tier: tier}
 	handler := app.routes()
 	// HTTP/3 gets its own config: net/http changes the HTTPS one as it
 	// starts serving (h2), and the adapter binds each config it is given.
@@ -304,16 +289,6 @@ type serving struct {
 	ln       net.Listener
 	serve    func() error
 	shutdown func(context.Context) error // nil: srv.Shutdown
-}
-
-// serverOptions are the adapter's options: under -redis, early data is
-// claimed in Redis, so that a ticket's is accepted once across the fleet.
-func serverOptions(singleUse bool, early adapter.EarlyDataPolicy, tier *fleet.Tier) *adapter.ServerOptions {
-	opts := &adapter.ServerOptions{SingleUse: singleUse, InheritApproval: true, EarlyData: early}
-	if tier != nil {
-		opts.EarlyDataClaims = tier
-	}
-	return opts
 }
 
 // policyMode returns the cache mode of a resumption policy, with the extra
