@@ -209,4 +209,3 @@ func TestNameCachesShareABudget(t *testing.T) {
 		t.Error("the budget did not come back when the contexts were collected")
 	}
 }
-

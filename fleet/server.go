@@ -118,4 +118,3 @@ func (s *Server) Close() error {
 	s.tier.Close()
 	return nil
 }
-
