@@ -190,7 +190,7 @@ func (cc *ClientCache) ImportAll(b []byte) (int, error) {
 		}
 		s, err := parseExport(rest[4 : 4+n])
 		if err != nil {
-			return 0, fmt.Errorf("session %d: %w", i, err)
+			return 0, fmt.Errorf("%w (session %d)", err, i)
 		}
 		sessions = append(sessions, s)
 		rest = rest[4+n:]

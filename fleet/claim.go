@@ -10,7 +10,7 @@ import (
 
 // ErrNoClaim is the error of Claim on a store that is not a
 // tlscache.Claimer.
-var ErrNoClaim = errors.New("fleet: store cannot claim keys (not a tlscache.Claimer)")
+var ErrNoClaim = errors.New("tlscache/fleet: store cannot claim keys (not a tlscache.Claimer)")
 
 var _ tlscache.Claimer = (*Tier)(nil)
 

@@ -28,11 +28,11 @@ type Key struct {
 // made of fewer than minDistinct different byte values (a repeated
 // pattern, a word). Make keys with GenerateKey or
 // head -c 32 /dev/urandom | base64.
-var ErrWeakKey = errors.New("fleet: weak key: not 32 random bytes")
+var ErrWeakKey = errors.New("tlscache/fleet: weak key: not 32 random bytes")
 
 // ErrDuplicateKey is returned for a keyring that holds one key twice: a
 // copy-paste slip that would hide a missing rotation.
-var ErrDuplicateKey = errors.New("fleet: the same key twice in a keyring")
+var ErrDuplicateKey = errors.New("tlscache/fleet: the same key twice in a keyring")
 
 // minDistinct is the fewest different byte values a key may hold: 32
 // random bytes hold about 30, and fewer than 16 happens with a probability
@@ -44,7 +44,7 @@ const minDistinct = 16
 func NewKey(secret []byte) (Key, error) {
 	var k Key
 	if len(secret) != KeySize {
-		return k, fmt.Errorf("fleet: a key is %d bytes, not %d", KeySize, len(secret))
+		return k, fmt.Errorf("tlscache/fleet: a key is %d bytes, not %d", KeySize, len(secret))
 	}
 	if weak(secret) {
 		return k, ErrWeakKey
@@ -75,10 +75,10 @@ func checkKeyring(keys []Key) error {
 	seen := make(map[[KeySize]byte]int, len(keys))
 	for i, k := range keys {
 		if weak(k.secret[:]) {
-			return fmt.Errorf("fleet: key %d: %w", i+1, ErrWeakKey)
+			return fmt.Errorf("tlscache/fleet: key %d: %w", i+1, ErrWeakKey)
 		}
 		if j, ok := seen[k.secret]; ok {
-			return fmt.Errorf("fleet: keys %d and %d: %w", j+1, i+1, ErrDuplicateKey)
+			return fmt.Errorf("tlscache/fleet: keys %d and %d: %w", j+1, i+1, ErrDuplicateKey)
 		}
 		seen[k.secret] = i
 	}
@@ -122,17 +122,17 @@ func ParseKeys(text string) ([]Key, error) {
 		for _, field := range strings.FieldsFunc(line, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\r' }) {
 			secret, err := base64.StdEncoding.DecodeString(field)
 			if err != nil {
-				return nil, fmt.Errorf("fleet: line %d: a key is standard base64: %v", n+1, err)
+				return nil, fmt.Errorf("tlscache/fleet: line %d: a key is standard base64: %v", n+1, err)
 			}
 			k, err := NewKey(secret)
 			if err != nil {
-				return nil, fmt.Errorf("fleet: line %d: %w", n+1, err)
+				return nil, fmt.Errorf("tlscache/fleet: line %d: %w", n+1, err)
 			}
 			keys = append(keys, k)
 		}
 	}
 	if len(keys) == 0 {
-		return nil, fmt.Errorf("fleet: no key found")
+		return nil, fmt.Errorf("tlscache/fleet: no key found")
 	}
 	if err := checkKeyring(keys); err != nil {
 		return nil, err

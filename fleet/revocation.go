@@ -42,10 +42,10 @@ const (
 var (
 	// ErrUntrusted is the error of a get hook call made while the tier
 	// does not trust its watch: fail closed, a full handshake.
-	ErrUntrusted = errors.New("fleet: not resuming: revocations may be missed (watch not trusted)")
+	ErrUntrusted = errors.New("tlscache/fleet: not resuming: revocations may be missed (watch not trusted)")
 	// ErrNotConfirmed is wrapped by a waiting revocation that not every
 	// watching server confirmed in time.
-	ErrNotConfirmed = errors.New("fleet: revocation not confirmed by every watching server")
+	ErrNotConfirmed = errors.New("tlscache/fleet: revocation not confirmed by every watching server")
 )
 
 // A Revoker is a store that keeps revocations durable and confirms them:
@@ -359,7 +359,7 @@ func (t *Tier) publishMarker(ctx context.Context, marker []byte, wait bool) erro
 		err := t.do(ctx, key, func(ctx context.Context) error { return t.revokeKey(ctx, key, key) })
 		if err != nil {
 			t.addPending(key, pendingOp{revoke: true})
-			return fmt.Errorf("fleet: revocation not stored, retried in the background: %w", err)
+			return fmt.Errorf("tlscache/fleet: revocation not stored, retried in the background: %w", err)
 		}
 		if wait {
 			return fmt.Errorf("%w: the store cannot confirm (not a fleet.Revoker)", ErrNotConfirmed)
@@ -390,7 +390,7 @@ func (t *Tier) publishMarker(ctx context.Context, marker []byte, wait bool) erro
 		}
 		if !sleep(ctx, t.rev.closed, delay) {
 			t.addPending(key, pendingOp{revoke: true})
-			return fmt.Errorf("fleet: revocation not stored, retried in the background: %w", errors.Join(err, ctx.Err()))
+			return fmt.Errorf("tlscache/fleet: revocation not stored, retried in the background: %w", errors.Join(err, ctx.Err()))
 		}
 		delay = min(2*delay, RetryMax)
 	}

@@ -15,7 +15,7 @@ import (
 // ErrUnsealed is the error of a stored value that does not open: made under
 // a key the keyring lacks, tampered with, truncated, or not ours at all. It
 // is a miss for the handshake, counted in StoreErrors and Stats.BadValues.
-var ErrUnsealed = errors.New("fleet: stored value does not open")
+var ErrUnsealed = errors.New("tlscache/fleet: stored value does not open")
 
 // A sealed value is
 //
@@ -39,7 +39,7 @@ func storeKey(id []byte) string { return hex.EncodeToString(id) }
 // seal encrypts s under k, bound to the store key.
 func seal(k Key, s *tlscache.Session) ([]byte, error) {
 	if len(s.IDContext) > maxContext {
-		return nil, fmt.Errorf("fleet: session context of %d bytes is over %d", len(s.IDContext), maxContext)
+		return nil, fmt.Errorf("tlscache/fleet: session context of %d bytes is over %d", len(s.IDContext), maxContext)
 	}
 	plain, err := s.MarshalBinary()
 	if err != nil {

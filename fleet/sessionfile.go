@@ -23,7 +23,7 @@ const maxFileSessions = 1 << 24
 
 // ErrInvalidFile is wrapped by the error LoadSessions returns for a file
 // that is not a session file.
-var ErrInvalidFile = errors.New("fleet: not a session file")
+var ErrInvalidFile = errors.New("tlscache/fleet: not a session file")
 
 // SaveSessions writes every session of cache that has not expired to the
 // file at path, each sealed with keys[0] as a [Tier] seals what it stores,
@@ -34,7 +34,7 @@ var ErrInvalidFile = errors.New("fleet: not a session file")
 // revoked before the save are not in it.
 func SaveSessions(path string, cache *tlscache.Cache, keys []Key) error {
 	if len(keys) == 0 {
-		return errors.New("fleet: SaveSessions needs a key")
+		return errors.New("tlscache/fleet: SaveSessions needs a key")
 	}
 	out := append([]byte(nil), fileMagic...)
 	out = append(out, 0, 0, 0, 0)
@@ -57,7 +57,7 @@ func SaveSessions(path string, cache *tlscache.Cache, keys []Key) error {
 	}
 	binary.BigEndian.PutUint32(out[len(fileMagic):], uint32(n))
 	if err := atomicfile.Write(path, out, true); err != nil {
-		return fmt.Errorf("fleet: session file: %w", err)
+		return fmt.Errorf("tlscache/fleet: session file: %w", err)
 	}
 	return nil
 }
@@ -72,7 +72,7 @@ func SaveSessions(path string, cache *tlscache.Cache, keys []Key) error {
 func LoadSessions(path string, cache *tlscache.Cache, keys []Key) (int, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return 0, fmt.Errorf("fleet: session file: %w", err)
+		return 0, fmt.Errorf("tlscache/fleet: session file: %w", err)
 	}
 	type record struct {
 		key   string
@@ -120,7 +120,7 @@ func LoadSessions(path string, cache *tlscache.Cache, keys []Key) (int, error) {
 		}
 	}
 	if bad > 0 {
-		return added, fmt.Errorf("fleet: %d of %d saved sessions skipped: %w", bad, len(records), ErrUnsealed)
+		return added, fmt.Errorf("tlscache/fleet: %d of %d saved sessions skipped: %w", bad, len(records), ErrUnsealed)
 	}
 	return added, nil
 }

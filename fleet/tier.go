@@ -43,10 +43,10 @@ const (
 var (
 	// ErrSkipped is the error of a store call not made because the store
 	// is backing off after repeated failures.
-	ErrSkipped = errors.New("fleet: store skipped after repeated failures")
+	ErrSkipped = errors.New("tlscache/fleet: store skipped after repeated failures")
 	// ErrNoWatch is returned by Watch for a store that is not a
 	// tlscache.Watcher.
-	ErrNoWatch = errors.New("fleet: store does not report deletions (not a tlscache.Watcher)")
+	ErrNoWatch = errors.New("tlscache/fleet: store does not report deletions (not a tlscache.Watcher)")
 )
 
 // Options configure a Tier. The zero value of each field but Keys means its
@@ -126,7 +126,7 @@ type Tier struct {
 // New returns the tier of store, configured by opts.
 func New(store tlscache.Store, opts *Options) (*Tier, error) {
 	if opts == nil || len(opts.Keys) == 0 {
-		return nil, errors.New("fleet: Options.Keys needs at least one key")
+		return nil, errors.New("tlscache/fleet: Options.Keys needs at least one key")
 	}
 	if err := checkKeyring(opts.Keys); err != nil {
 		return nil, err

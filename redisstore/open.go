@@ -15,20 +15,20 @@ import (
 // give instead.
 var (
 	// ErrUnreachable: no Redis answers at the address given.
-	ErrUnreachable = errors.New("redisstore: Redis does not answer")
+	ErrUnreachable = errors.New("tlscache/redisstore: Redis does not answer")
 	// ErrClusterNode: a node of a Redis Cluster given as a standalone
 	// Redis: most keys would answer MOVED.
-	ErrClusterNode = errors.New("redisstore: a Redis Cluster node given as a standalone Redis")
+	ErrClusterNode = errors.New("tlscache/redisstore: a Redis Cluster node given as a standalone Redis")
 	// ErrSentinel: a Sentinel given as a Redis, without the name of the
 	// master it monitors.
-	ErrSentinel = errors.New("redisstore: a Redis Sentinel given without a master name")
+	ErrSentinel = errors.New("tlscache/redisstore: a Redis Sentinel given without a master name")
 	// ErrReplica: a replica given as the Redis to write to.
-	ErrReplica = errors.New("redisstore: a replica given as the Redis to write to")
+	ErrReplica = errors.New("tlscache/redisstore: a replica given as the Redis to write to")
 	// ErrNotCluster: several addresses (a cluster client) of servers that
 	// are not Redis Cluster nodes.
-	ErrNotCluster = errors.New("redisstore: several addresses given, but not of Redis Cluster nodes")
+	ErrNotCluster = errors.New("tlscache/redisstore: several addresses given, but not of Redis Cluster nodes")
 	// ErrClusterDown: the cluster answers but does not serve all its slots.
-	ErrClusterDown = errors.New("redisstore: the Redis Cluster is not ok")
+	ErrClusterDown = errors.New("tlscache/redisstore: the Redis Cluster is not ok")
 )
 
 // checkTimeout bounds each probe of Check when ctx has no deadline.
@@ -120,7 +120,7 @@ func role(ctx context.Context, c *redis.Client) (string, error) {
 		return "", err
 	}
 	if len(r) == 0 {
-		return "", errors.New("redisstore: empty ROLE reply")
+		return "", errors.New("tlscache/redisstore: empty ROLE reply")
 	}
 	s, _ := r[0].(string)
 	return s, nil
@@ -151,7 +151,7 @@ func checkSingle(ctx context.Context, c *redis.Client, addr string) (string, err
 	}
 	r, err := role(ctx, c)
 	if err != nil {
-		return "", fmt.Errorf("redisstore: ROLE at %s: %w", addr, err)
+		return "", fmt.Errorf("tlscache/redisstore: ROLE at %s: %w", addr, err)
 	}
 	switch r {
 	case "sentinel":
@@ -161,7 +161,7 @@ func checkSingle(ctx context.Context, c *redis.Client, addr string) (string, err
 	}
 	info, err := clusterInfo(ctx, c)
 	if err != nil {
-		return "", fmt.Errorf("redisstore: CLUSTER INFO at %s: %w", addr, err)
+		return "", fmt.Errorf("tlscache/redisstore: CLUSTER INFO at %s: %w", addr, err)
 	}
 	if info != nil {
 		return "", fmt.Errorf("%w: %s is a node of a Redis Cluster; give two or more of its nodes (or set UniversalOptions.IsClusterMode), so that the cluster client follows the slots", ErrClusterNode, addr)
@@ -179,7 +179,7 @@ func checkFailover(ctx context.Context, c *redis.Client) (string, error) {
 	}
 	r, err := role(ctx, c)
 	if err != nil {
-		return "", fmt.Errorf("redisstore: ROLE of the Sentinel master: %w", err)
+		return "", fmt.Errorf("tlscache/redisstore: ROLE of the Sentinel master: %w", err)
 	}
 	if r != "master" {
 		return "", fmt.Errorf("%w: the sentinels named a %s", ErrReplica, r)
@@ -218,7 +218,7 @@ func checkCluster(ctx context.Context, c *redis.ClusterClient) (string, error) {
 	}
 	info, err := clusterInfo(ctx, c)
 	if err != nil {
-		return "", fmt.Errorf("redisstore: CLUSTER INFO: %w", err)
+		return "", fmt.Errorf("tlscache/redisstore: CLUSTER INFO: %w", err)
 	}
 	if info["cluster_state"] != "ok" {
 		return "", fmt.Errorf("%w: cluster_state:%s, %s of 16384 slots served", ErrClusterDown, info["cluster_state"], info["cluster_slots_ok"])

@@ -86,7 +86,7 @@ var (
 
 // ErrNoContextTimeout is New's error for a client that ignores context
 // deadlines.
-var ErrNoContextTimeout = errors.New("redisstore: the client must set ContextTimeoutEnabled, or a dead Redis stalls handshakes for its ReadTimeout")
+var ErrNoContextTimeout = errors.New("tlscache/redisstore: the client must set ContextTimeoutEnabled, or a dead Redis stalls handshakes for its ReadTimeout")
 
 // New returns a store on client c.
 func New(c redis.UniversalClient, opts *Options) (*Store, error) {

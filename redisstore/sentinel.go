@@ -40,7 +40,7 @@ func replicaAddrs(ctx context.Context, c *redis.Client) ([]string, error) {
 		return nil, err
 	}
 	if len(r) < 3 || r[0] != "master" {
-		return nil, fmt.Errorf("redisstore: ROLE of the Sentinel master: %v", r)
+		return nil, fmt.Errorf("tlscache/redisstore: ROLE of the Sentinel master: %v", r)
 	}
 	list, _ := r[2].([]any)
 	var addrs []string
