@@ -3,10 +3,10 @@ package adapter
 import (
 	"context"
 	"crypto/tls"
-	"net"
 	"sync"
 	"testing"
 
+	"github.com/tlscache/tlscache/internal/loopback"
 	"github.com/tlscache/tlscache/tlscache"
 )
 
@@ -36,30 +36,7 @@ func (f *firstTicket) Put(_ string, cs *tls.ClientSessionState) {
 func trackedHandshake(t *testing.T, server, client *tls.Config) (*ConnSessions, bool) {
 	t.Helper()
 	ctx, cs := WithConnSessions(context.Background())
-	sc, cc := net.Pipe()
-	errc := make(chan error, 1)
-	go func() {
-		defer sc.Close()
-		s := tls.Server(sc, server)
-		if err := s.HandshakeContext(ctx); err != nil {
-			errc <- err
-			return
-		}
-		_, err := s.Write([]byte{1}) // after the ticket
-		errc <- err
-	}()
-	c := tls.Client(cc, client)
-	defer c.Close()
-	if err := c.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Read(make([]byte, 1)); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
-	return cs, c.ConnectionState().DidResume
+	return cs, loopback.ConnectContext(t, ctx, server, client).DidResume
 }
 
 // Approving a connection that resumed a single-use ticket approves what it

@@ -4,13 +4,13 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"net"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tlscache/tlscache/adapter"
 	"github.com/tlscache/tlscache/fleet"
+	"github.com/tlscache/tlscache/internal/loopback"
 	"github.com/tlscache/tlscache/internal/testcert"
 	"github.com/tlscache/tlscache/tlscache"
 )
@@ -57,30 +57,7 @@ func newMember(t *testing.T, store tlscache.Store, keys []fleet.Key, cert tls.Ce
 func (m *member) handshake(t *testing.T, client *tls.Config) (*adapter.ConnSessions, bool) {
 	t.Helper()
 	ctx, cs := adapter.WithConnSessions(context.Background())
-	sc, cc := net.Pipe()
-	errc := make(chan error, 1)
-	go func() {
-		defer sc.Close()
-		s := tls.Server(sc, m.cfg)
-		if err := s.HandshakeContext(ctx); err != nil {
-			errc <- err
-			return
-		}
-		_, err := s.Write([]byte{1})
-		errc <- err
-	}()
-	c := tls.Client(cc, client)
-	defer c.Close()
-	if err := c.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Read(make([]byte, 1)); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
-	return cs, c.ConnectionState().DidResume
+	return cs, loopback.ConnectContext(t, ctx, m.cfg, client).DidResume
 }
 
 // ApprovedOnly: handshakes store nothing; Approve on A stores the

@@ -2,6 +2,7 @@
 package loopback
 
 import (
+	"context"
 	"crypto/tls"
 	"io"
 	"testing"
@@ -12,6 +13,14 @@ import (
 // and the client reads it (and with it any TLS 1.3 ticket). It returns the
 // client's connection state.
 func Connect(tb testing.TB, serverConfig, clientConfig *tls.Config) tls.ConnectionState {
+	tb.Helper()
+	return ConnectContext(tb, context.Background(), serverConfig, clientConfig)
+}
+
+// ConnectContext is Connect with the server's handshake run under ctx, as
+// net/http runs it under a connection's context (one made by
+// adapter.WithConnSessions, say).
+func ConnectContext(tb testing.TB, ctx context.Context, serverConfig, clientConfig *tls.Config) tls.ConnectionState {
 	tb.Helper()
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", serverConfig)
 	if err != nil {
@@ -24,6 +33,9 @@ func Connect(tb testing.TB, serverConfig, clientConfig *tls.Config) tls.Connecti
 			return
 		}
 		defer c.Close()
+		if c.(*tls.Conn).HandshakeContext(ctx) != nil {
+			return
+		}
 		c.Write([]byte{1})
 		io.Copy(io.Discard, c) // until the client closes
 	}()
