@@ -2,11 +2,23 @@
 // redisstore) behind a tlscache.Cache, so that the servers of a fleet
 // resume each other's sessions and a revocation on one holds on all.
 //
+//	srv, err := fleet.NewServer(store, &fleet.ServerOptions{Keys: keys})
+//	defer srv.Close()
+//	err = srv.ListenAndServeTLS(&http.Server{Addr: ":8443", Handler: h}, "cert.pem", "key.pem")
+//
+// NewServer assembles the pieces, which stay available for other setups:
+//
 //	tier, err := fleet.New(store, &fleet.Options{Keys: keys})
 //	cache := tlscache.New(tier.Hooks(&tlscache.Options{Mode: tlscache.Server}))
-//	srv := adapter.NewServer(cache, nil)
+//	srv := adapter.NewServer(cache, &adapter.ServerOptions{EarlyDataClaims: tier})
 //	go tier.Watch(ctx, srv) // apply what other servers revoke; fail closed
 //	<-tier.Ready()
+//
+// With ServerOptions.ApprovedOnly only the sessions the application
+// approves (adapter.Server.Approve, at a login) resume, on every server,
+// and the tickets their clients rotate to inherit the approval; a logout's
+// revocation (adapter.Server.RevokeWait of the connection) ends them on
+// every server.
 //
 // # Two tiers
 //
