@@ -71,7 +71,7 @@ func TestExampleStateInvalid(t *testing.T) {
 	if s.err == nil {
 		t.Fatalf("the server started on a state file that is not one:\n%s", s.logs)
 	}
-	s.logs.wait(t, regexp.MustCompile(`-state: fleet: not a session file`), 1)
+	s.logs.wait(t, regexp.MustCompile(`-state: tlscache/fleet: not a session file`), 1)
 	if b, _ := os.ReadFile(state); string(b) != "not sessions" {
 		t.Errorf("the state file changed to %q", b)
 	}
