@@ -11,11 +11,11 @@ import (
 // connection issues later, as it is issued. Over QUIC the server issues its
 // ticket after the handshake, which may be after the handler of a request
 // (a 0-RTT one, or a 1-RTT one that raced the ticket) ran: a login that
-// approves with Approve rather than All still approves that ticket. approve
-// runs without the record's lock, possibly in a handshake's goroutine; it
-// sees each session once. [Server.Approve] is the usual approve: it adds
-// each session to the cache and, across a fleet, to the store. On a nil
-// record (an untracked connection) it approves nothing.
+// approves with Approve rather than [ConnSessions.All] still approves that
+// ticket. approve runs without the record's lock, possibly in a handshake's
+// goroutine; it sees each session once. [Server.Approve] is the usual
+// approve: it adds each session to the cache and, across a fleet, to the
+// store. On a nil record (an untracked connection) it approves nothing.
 func (c *ConnSessions) Approve(approve func(*tlscache.Session)) {
 	if c == nil {
 		return
@@ -34,11 +34,12 @@ func (c *ConnSessions) Approve(approve func(*tlscache.Session)) {
 // fleet.NewServer and fleet.Tier.Watch call), on every server of it: the
 // session cs resumed from and those it issued, now and as they are issued
 // ([ConnSessions.Approve]). Each goes to the cache with [tlscache.Cache.Add]
-// (OpenSSL's SSL_CTX_add_session, which a mode with NoInternalStore
-// allows) and to the fleet's store. With [ServerOptions.InheritApproval],
-// the sessions later issued on connections resumed from them are approved
-// the same way, on whichever server they are issued; a revocation of their
-// lineage ([Server.RevokeFamily], at logout) ends them all, everywhere.
+// (OpenSSL's SSL_CTX_add_session, which a mode with
+// [tlscache.NoInternalStore] allows) and to the fleet's store. With
+// [ServerOptions.InheritApproval], the sessions later issued on connections
+// resumed from them are approved the same way, on whichever server they are
+// issued; a revocation of their lineage ([Server.RevokeFamily], at logout)
+// ends them all, everywhere.
 //
 // Under [ServerOptions.SingleUse] the session cs resumed from was used up
 // by that resumption, and is not approved again. A store that fails leaves

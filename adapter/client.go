@@ -8,15 +8,16 @@ import (
 	"github.com/tlscache/tlscache/tlscache"
 )
 
-// DefaultTicketsPerKey is how many tickets a single-use ClientCache keeps
-// per server when ClientOptions.TicketsPerKey is zero; MaxTicketsPerKey is
-// the most it keeps.
+// DefaultTicketsPerKey is how many tickets a single-use [ClientCache] keeps
+// per server when [ClientOptions.TicketsPerKey] is zero; [MaxTicketsPerKey]
+// is the most it keeps.
 const (
 	DefaultTicketsPerKey = 4
 	MaxTicketsPerKey     = 256 // slots are numbered by one byte
 )
 
-// ClientOptions configure a ClientCache. The zero value means the defaults.
+// ClientOptions configure a [ClientCache]. The zero value means the
+// defaults.
 type ClientOptions struct {
 	// IDContext is stored with every session and required on lookup, so
 	// that configs with different trust settings (RootCAs, client
@@ -29,23 +30,25 @@ type ClientOptions struct {
 	// and no two connections can be linked by their ticket.
 	SingleUse bool
 	// TicketsPerKey is how many tickets single use keeps per server; zero
-	// means DefaultTicketsPerKey.
+	// means [DefaultTicketsPerKey].
 	TicketsPerKey int
 }
 
-// ClientCache is a tls.ClientSessionCache on a tlscache.Cache. The cache's
-// mode applies with the Client bit: without it, handshakes store nothing;
-// NoInternalStore and NoInternalLookup and the hooks work as for OpenSSL.
-// Session IDs are crypto/tls's session keys (the server name, or the
-// address when there is none); with SingleUse, the key followed by a zero
-// byte and the slot number.
+// ClientCache is a [tls.ClientSessionCache] on a [tlscache.Cache]. The
+// cache's mode applies with the Client bit: without it, handshakes store
+// nothing; [tlscache.NoInternalStore] and [tlscache.NoInternalLookup] and
+// the hooks work as for OpenSSL. Session IDs are crypto/tls's session keys
+// (the server name, or the address when there is none); with
+// [ClientOptions.SingleUse], the key followed by a zero byte and the slot
+// number.
 //
 // A session's State (the encoded ticket and crypto/tls state) is written
 // only when something may read it: when the cache has a hook, or the
-// ClientCache a session file (OpenClientCache). Otherwise Put and Add keep
-// the *tls.ClientSessionState alone, as the session's Value, charged against
-// the cache's byte budget by an estimate (ticket plus a typical server
-// chain), and Export and ExportAll encode it when asked (fleet.SaveSessions,
+// ClientCache a session file ([OpenClientCache]). Otherwise
+// [ClientCache.Put] and [ClientCache.Add] keep the [*tls.ClientSessionState]
+// alone, as the session's Value, charged against the cache's byte budget by
+// an estimate (ticket plus a typical server chain), and [ClientCache.Export]
+// and [ClientCache.ExportAll] encode it when asked (fleet.SaveSessions,
 // which seals State, skips such sessions).
 type ClientCache struct {
 	cache *tlscache.Cache
@@ -64,16 +67,17 @@ const maxResumedMarks = 1024
 
 var _ tls.ClientSessionCache = (*ClientCache)(nil)
 
-// NewClientCache returns a ClientCache on cache. A nil cache means a new
-// one in mode Client with the default size and timeout; a nil opts means
-// the defaults.
+// NewClientCache returns a [ClientCache] on cache. A nil cache means a new
+// one in mode [tlscache.Client] with the default size and timeout; a nil
+// opts means the defaults.
 //
 // A cache whose mode has the Server bit and not the Client bit (what
-// tlscache.New gives without Options.Mode) would store no client session:
-// NewClientCache adds the Client bit to its mode, since a cache handed to a
-// ClientCache is for client sessions. A cache in mode Off (or with only
-// NoInternal bits and such) keeps its mode: automatic storage is off by
-// choice, and sessions added by hand still resume.
+// [tlscache.New] gives without [tlscache.Options.Mode]) would store no
+// client session: NewClientCache adds the Client bit to its mode, since a
+// cache handed to a ClientCache is for client sessions. A cache in mode
+// [tlscache.Off] (or with only NoInternal bits and such) keeps its mode:
+// automatic storage is off by choice, and sessions added by hand still
+// resume.
 func NewClientCache(cache *tlscache.Cache, opts *ClientOptions) *ClientCache {
 	if cache == nil {
 		cache = tlscache.New(&tlscache.Options{Mode: tlscache.Client})
@@ -101,14 +105,14 @@ func (cc *ClientCache) Cache() *tlscache.Cache { return cc.cache }
 
 // Install sets cfg.ClientSessionCache to cc and wraps cfg.VerifyConnection
 // (calling the one cfg had) so that verified handshakes count as
-// ConnectGood and drive the automatic flush, and so that the new hook
-// follows OpenSSL: it fires for the session of a full handshake and for
-// every TLS 1.3 ticket, but not for the ticket a server re-issues after a
-// TLS 1.2 resumption, which replaces the cached session quietly (with
-// SingleUse it is a new ticket, reported as such, since the resumed one
-// was used up). Without Install (ClientSessionCache set by hand) Put
-// cannot tell, and the hook fires for every ticket. It does nothing if
-// cfg.ClientSessionCache is cc already.
+// [tlscache.Stats.ConnectGood] and drive the automatic flush, and so that
+// the new hook follows OpenSSL: it fires for the session of a full handshake
+// and for every TLS 1.3 ticket, but not for the ticket a server re-issues
+// after a TLS 1.2 resumption, which replaces the cached session quietly
+// (with [ClientOptions.SingleUse] it is a new ticket, reported as such,
+// since the resumed one was used up). Without Install (ClientSessionCache
+// set by hand) Put cannot tell, and the hook fires for every ticket. It does
+// nothing if cfg.ClientSessionCache is cc already.
 func (cc *ClientCache) Install(cfg *tls.Config) {
 	if cfg.ClientSessionCache == cc {
 		return // installed already (or a Clone of a config it was installed on)
@@ -155,8 +159,9 @@ func (cc *ClientCache) takeResumed(key string) bool {
 	return true
 }
 
-// Get is called by crypto/tls once per client handshake: it counts Connect
-// and looks the session up (with SingleUse, takes one).
+// Get is called by crypto/tls once per client handshake: it counts
+// [tlscache.Stats.Connect] and looks the session up (with
+// [ClientOptions.SingleUse], takes one).
 func (cc *ClientCache) Get(key string) (*tls.ClientSessionState, bool) {
 	cc.cache.HandshakeStart(tlscache.Client)
 	if !cc.opts.SingleUse {
@@ -192,11 +197,11 @@ func (cc *ClientCache) decode(s *tlscache.Session) (*tls.ClientSessionState, boo
 }
 
 // Put is called by crypto/tls for each ticket received, and with a nil cs
-// to delete the session Get just gave it, after a failed resumption or
-// when the server's certificate expired. Deleting never inserts or evicts
-// anything: it removes the key's session and calls the remove hook. With
-// SingleUse that session was taken already, so the key's other tickets
-// are kept.
+// to delete the session [ClientCache.Get] just gave it, after a failed
+// resumption or when the server's certificate expired. Deleting never
+// inserts or evicts anything: it removes the key's session and calls the
+// remove hook. With [ClientOptions.SingleUse] that session was taken
+// already, so the key's other tickets are kept.
 func (cc *ClientCache) Put(key string, cs *tls.ClientSessionState) {
 	if key == "" {
 		return

@@ -20,15 +20,16 @@ type clientFile struct {
 	dirty atomic.Bool // a change not written yet
 }
 
-// OpenClientCache returns a ClientCache whose sessions persist in the file
+// OpenClientCache returns a [ClientCache] whose sessions persist in the file
 // at path, as autocert.DirCache keeps certificates: the sessions saved
 // there are loaded now (expired ones dropped), and every change a
 // handshake makes (a ticket received, a session deleted or, with
-// SingleUse, taken) rewrites the file. The file is replaced atomically (a
-// temporary file in the same directory, renamed over it) and has mode 0600:
-// it holds the sessions' secrets. A process that restarts, or crashes,
-// resumes with the sessions it had. Changes are not synced to disk one by
-// one: a crash of the machine (not of the process) can lose the latest.
+// [ClientOptions.SingleUse], taken) rewrites the file. The file is replaced
+// atomically (a temporary file in the same directory, renamed over it) and
+// has mode 0600: it holds the sessions' secrets. A process that restarts, or
+// crashes, resumes with the sessions it had. Changes are not synced to disk
+// one by one: a crash of the machine (not of the process) can lose the
+// latest.
 //
 // A missing file is an empty cache. A file that is not a valid
 // [ClientCache.ExportAll] output gives an error wrapping
@@ -52,7 +53,7 @@ func OpenClientCache(path string, cache *tlscache.Cache, opts *ClientOptions) (*
 }
 
 // Save writes the cache's sessions to its file now and syncs it to disk; a
-// cache that OpenClientCache did not return has no file, and Save does
+// cache that [OpenClientCache] did not return has no file, and Save does
 // nothing. It returns the error of this write, or nil.
 func (cc *ClientCache) Save() error {
 	f := cc.file

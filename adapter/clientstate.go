@@ -9,11 +9,12 @@ import (
 	"github.com/tlscache/tlscache/tlscache"
 )
 
-// ErrInvalidExport is wrapped by every error Import and ImportAll return
-// for bytes that are not a valid export.
+// ErrInvalidExport is wrapped by every error [ClientCache.Import] and
+// [ClientCache.ImportAll] return for bytes that are not a valid export.
 var ErrInvalidExport = errors.New("tlscache/adapter: invalid client session export")
 
-// ErrExpired is wrapped by the error Import returns for an expired session.
+// ErrExpired is wrapped by the error [ClientCache.Import] returns for an
+// expired session.
 var ErrExpired = errors.New("tlscache/adapter: imported session expired")
 
 const (
@@ -112,7 +113,7 @@ func decodeClientState(b []byte) (*tls.ClientSessionState, error) {
 // Export returns the key's session as bytes, like openssl s_client
 // -sess_out: tlscache's session encoding (a version byte first) around the
 // ticket and crypto/tls's state. The bytes hold the session's secret.
-// With SingleUse it exports the ticket that expires last.
+// With [ClientOptions.SingleUse] it exports the ticket that expires last.
 func (cc *ClientCache) Export(key string) ([]byte, error) {
 	var best *tlscache.Session
 	for slot := range cc.opts.TicketsPerKey {
@@ -127,11 +128,11 @@ func (cc *ClientCache) Export(key string) ([]byte, error) {
 	return marshalClient(best)
 }
 
-// Import adds a session that Export returned, like openssl s_client
-// -sess_in. The session keeps its key, context, creation time and timeout.
-// Bytes that are not a valid export give an error wrapping
-// ErrInvalidExport, and a session that has expired gives ErrExpired; both
-// change nothing.
+// Import adds a session that [ClientCache.Export] returned, like openssl
+// s_client -sess_in. The session keeps its key, context, creation time and
+// timeout. Bytes that are not a valid export give an error wrapping
+// [ErrInvalidExport], and a session that has expired gives [ErrExpired];
+// both change nothing.
 func (cc *ClientCache) Import(b []byte) error {
 	s, err := parseExport(b)
 	if err != nil {
@@ -145,7 +146,7 @@ func (cc *ClientCache) Import(b []byte) error {
 }
 
 // ExportAll returns every client session in the cache as bytes: a version
-// byte, a count, and each session as Export encodes it.
+// byte, a count, and each session as [ClientCache.Export] encodes it.
 func (cc *ClientCache) ExportAll() ([]byte, error) {
 	out := []byte{exportAllVersion, 0, 0, 0, 0}
 	n := 0
@@ -167,9 +168,9 @@ func (cc *ClientCache) ExportAll() ([]byte, error) {
 	return out, nil
 }
 
-// ImportAll adds every session of an ExportAll output, but those that have
-// expired, and returns how many it added. It checks all of them first: on
-// an error nothing is added.
+// ImportAll adds every session of a [ClientCache.ExportAll] output, but
+// those that have expired, and returns how many it added. It checks all of
+// them first: on an error nothing is added.
 func (cc *ClientCache) ImportAll(b []byte) (int, error) {
 	if len(b) < 5 || b[0] != exportAllVersion {
 		return 0, fmt.Errorf("%w: unknown export version", ErrInvalidExport)

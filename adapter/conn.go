@@ -11,14 +11,14 @@ import (
 
 // ConnSessions records the sessions of one server connection: the session
 // it resumed from, if any, and the sessions its handshake issued. It is how
-// an http.Handler reaches the sessions behind its request, to Add them to
-// the cache (approve) or Remove them (revoke): controlled resumption.
+// a [net/http.Handler] reaches the sessions behind its request, to Add them
+// to the cache (approve) or Remove them (revoke): controlled resumption.
 //
 // A connection is tracked when its handshake runs under a context made by
-// ConnContext or WithConnSessions; the Server then binds that handshake to
-// the record. Its methods are safe for concurrent use, and on a nil
-// *ConnSessions (a connection that is not tracked) they return nothing, so
-// that ConnSessionsFrom(ctx).All() never panics.
+// [ConnContext] or [WithConnSessions]; the [Server] then binds that
+// handshake to the record. Its methods are safe for concurrent use, and on a
+// nil *ConnSessions (a connection that is not tracked) they return nothing,
+// so that ConnSessionsFrom(ctx).All() never panics.
 type ConnSessions struct {
 	mu        sync.Mutex
 	resumed   *tlscache.Session
@@ -28,17 +28,17 @@ type ConnSessions struct {
 
 type connKey struct{}
 
-// WithConnSessions returns a context carrying a new ConnSessions, for a
-// handshake started with (*tls.Conn).HandshakeContext.
+// WithConnSessions returns a context carrying a new [ConnSessions], for a
+// handshake started with [crypto/tls.Conn.HandshakeContext].
 func WithConnSessions(ctx context.Context) (context.Context, *ConnSessions) {
 	cs := new(ConnSessions)
 	return context.WithValue(ctx, connKey{}, cs), cs
 }
 
-// ConnContext is an http.Server.ConnContext that tracks each connection's
-// sessions; handlers read them with ConnSessionsFrom(r.Context()). It
-// works because net/http runs the TLS handshake under the connection's
-// context.
+// ConnContext is a [net/http.Server.ConnContext] that tracks each
+// connection's sessions; handlers read them with
+// ConnSessionsFrom(r.Context()). It works because [net/http] runs the TLS
+// handshake under the connection's context.
 func ConnContext(ctx context.Context, _ net.Conn) context.Context {
 	ctx, _ = WithConnSessions(ctx)
 	return ctx

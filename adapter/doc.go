@@ -1,10 +1,10 @@
-// Package adapter binds a tlscache.Cache to crypto/tls, on both sides.
+// Package adapter binds a tlscache.Cache to [crypto/tls], on both sides.
 //
 // # Server
 //
-// crypto/tls resumes sessions only through tickets; a Server makes each
-// ticket a random identity (IDLen bytes from crypto/rand) under which the
-// session state is kept in the cache, so the application decides which
+// crypto/tls resumes sessions only through tickets; a [Server] makes each
+// ticket a random identity ([IDLen] bytes from [crypto/rand]) under which
+// the session state is kept in the cache, so the application decides which
 // sessions resume:
 //
 //	cache := tlscache.New(nil) // mode Server, 20480 sessions, 7200 s
@@ -18,12 +18,13 @@
 // Server issues) are looked up, and only the first of them: a handshake
 // makes at most one lookup and one new session, so at most two store calls
 // (package fleet), whatever a ClientHello carries; a QUIC resumption that
-// offers early data adds its claim (see EarlyDataPolicy), a third. A TLS 1.2 resumption hands out the same identity again, so it
-// does not grow the cache (crypto/tls re-issues a ticket after every TLS 1.2
-// resumption, with the same secret and creation time).
+// offers early data adds its claim (see [EarlyDataPolicy]), a third. A
+// TLS 1.2 resumption hands out the same identity again, so it does not grow
+// the cache (crypto/tls re-issues a ticket after every TLS 1.2 resumption,
+// with the same secret and creation time).
 //
-// Sessions are bound to a context: SHA-256 over ServerOptions.IDContext, the
-// SNI server name, the certificate chain the config serves for that name
+// Sessions are bound to a context: SHA-256 over [ServerOptions.IDContext],
+// the SNI server name, the certificate chain the config serves for that name
 // (the first certificate valid for the name, as crypto/tls picks without
 // the client's algorithms) and the ClientAuth policy. crypto/tls itself
 // checks version, cipher suite, a 7-day age limit and client certificates
@@ -40,9 +41,9 @@
 //
 // With mode Server|NoInternalStore, handshakes store nothing; the
 // application adds the sessions it approves (OpenSSL's SSL_CTX_add_session
-// use case). From an http.Handler, the sessions of the request's connection
-// are at hand when the server is configured with ConfigureHTTPServer (or
-// http.Server.ConnContext = ConnContext):
+// use case). From a [net/http.Handler], the sessions of the request's
+// connection are at hand when the server is configured with
+// [Server.ConfigureHTTPServer] (or http.Server.ConnContext = [ConnContext]):
 //
 //	func login(w http.ResponseWriter, r *http.Request) {
 //		srv.Approve(adapter.ConnSessionsFrom(r.Context()))
@@ -60,31 +61,32 @@
 // # Lineage and revocation
 //
 // Every handshake, tracked or not, runs on callbacks of its own (a clone of
-// the config, made in GetConfigForClient; nothing depends on net.Conn, so
+// the config, made in GetConfigForClient; nothing depends on [net.Conn], so
 // QUIC handshakes get them too), so a session issued on a resumed
 // handshake knows its parent: it joins the parent's lineage (its family),
 // the chain of sessions that one full handshake started. A TLS 1.2
 // resumption hands out the resumed session again. The lineage, when it
 // was born, the server name and the client certificate's SHA-256 and
 // subject travel inside the session's state (an entry of
-// tls.SessionState.Extra), so any server of a fleet knows them of a
-// session it loaded from the store (ServerSession shows them).
+// [crypto/tls.SessionState.Extra]), so any server of a fleet knows them of a
+// session it loaded from the store ([ServerSession] shows them).
 //
-// Revocation ends lineages: Revoke (by ID), RevokeFamily (a logout),
-// RevokeServerName, RevokeContext and RevokeClientCertificate (the lineages
-// born before the call), RevokeFunc (the lineages of the cached sessions it
-// matches), and RevokeWait, which takes a Revocation and a context and
-// returns once the revocation is durable and applied by every server of
-// the fleet, or with the error that says it is not. Each revocation is
-// remembered, for the cache's timeout, in a bounded set that every
-// resumption is checked against after its state is parsed, so a session
-// revoked elsewhere, or written back into a store, does not resume, from
-// the internal tier or from the store. With a fleet (fleet.Tier.Watch on
-// the Server, which calls SetFleet) revocations reach every server and the
-// store's tombstones, and a server that cannot be sure it hears them
-// resumes nothing until it can (fail closed; see package fleet).
+// Revocation ends lineages: [Server.Revoke] (by ID), [Server.RevokeFamily]
+// (a logout), [Server.RevokeServerName], [Server.RevokeContext] and
+// [Server.RevokeClientCertificate] (the lineages born before the call),
+// [Server.RevokeFunc] (the lineages of the cached sessions it matches), and
+// [Server.RevokeWait], which takes a [Revocation] and a context and returns
+// once the revocation is durable and applied by every server of the fleet,
+// or with the error that says it is not. Each revocation is remembered, for
+// the cache's timeout, in a bounded set that every resumption is checked
+// against after its state is parsed, so a session revoked elsewhere, or
+// written back into a store, does not resume, from the internal tier or from
+// the store. With a fleet (fleet.Tier.Watch on the Server, which calls
+// [Server.SetFleet]) revocations reach every server and the store's
+// tombstones, and a server that cannot be sure it hears them resumes nothing
+// until it can (fail closed; see package fleet).
 //
-// ServerOptions.LineageTickets (DefaultLineageTickets, 4) bounds the
+// [ServerOptions.LineageTickets] ([DefaultLineageTickets], 4) bounds the
 // sessions of one lineage in the cache, most recently used or issued
 // first: when a resumption issues a ticket, the lineage's older ones
 // beyond the limit leave the internal tier (not the store). So the cache's
@@ -93,7 +95,7 @@
 // keeps it (it moves to the front at every use) while it is valid.
 //
 // Tracking works through the same per-handshake callbacks: those of a
-// tracked connection also record into its ConnSessions. Because the clone
+// tracked connection also record into its [ConnSessions]. Because the clone
 // is made from the config as it is at the ClientHello, a config the
 // application changes (a CA dropped from ClientCAs, new certificates)
 // applies from the next handshake on, also for the configs
@@ -105,16 +107,16 @@
 // crypto/tls accepts early data (0-RTT) only over QUIC, for the first
 // identity a ClientHello offers, when the ticket allows it, and it checks
 // no ticket age and keeps no record of use: a recorded 0-RTT flight can be
-// replayed. ServerOptions.EarlyData is the replay defence: EarlyDataOnce
+// replayed. [ServerOptions.EarlyData] is the replay defence: [EarlyDataOnce]
 // (the default) accepts a ticket's early data at most once, claimed
-// atomically in ServerOptions.EarlyDataClaims (in process, or a fleet.Tier
-// across a fleet), and a later use resumes without it; EarlyDataOff
-// refuses early data; EarlyDataSingleUse takes the ticket of a resumption
-// that offers early data. Server.EarlyDataStats counts offers, accepts and
+// atomically in [ServerOptions.EarlyDataClaims] (in process, or a fleet.Tier
+// across a fleet), and a later use resumes without it; [EarlyDataOff]
+// refuses early data; [EarlyDataSingleUse] takes the ticket of a resumption
+// that offers early data. [Server.EarlyDataStats] counts offers, accepts and
 // replays. A 0-RTT resumption whose session came from the store makes one
 // store call more: the claim. Handlers tell a request that may be a replay
-// with InEarlyData; TooEarly and RejectEarly answer 425 Too Early (RFC
-// 8470). ConnSessions.Approve approves the sessions a connection issues
+// with [InEarlyData]; [TooEarly] and [RejectEarly] answer 425 Too Early (RFC
+// 8470). [ConnSessions.Approve] approves the sessions a connection issues
 // later, as QUIC servers issue their ticket after the handshake (package
 // quicadapter serves HTTP/3).
 //
@@ -126,14 +128,15 @@
 //
 // # Client
 //
-// ClientCache is a tls.ClientSessionCache on the same core: the Client mode
-// bit, NoInternalStore, NoInternalLookup and the hooks apply, manual Add and
-// Remove work, Put(key, nil) deletes without inserting or evicting, and
-// sessions export and import as bytes (like openssl s_client
+// [ClientCache] is a [crypto/tls.ClientSessionCache] on the same core: the
+// Client mode bit, NoInternalStore, NoInternalLookup and the hooks apply,
+// manual Add and Remove work, Put(key, nil) deletes without inserting or
+// evicting, and sessions export and import as bytes (like openssl s_client
 // -sess_out/-sess_in). As in OpenSSL, the new hook fires for the session
 // of a full handshake and for each TLS 1.3 ticket, not for the ticket a
-// server re-issues after a TLS 1.2 resumption (see ClientCache.Install). With ClientOptions.SingleUse several tickets are kept
-// per server and each is used once.
+// server re-issues after a TLS 1.2 resumption (see [ClientCache.Install]).
+// With [ClientOptions.SingleUse] several tickets are kept per server and
+// each is used once.
 //
 // # Counting
 //

@@ -12,10 +12,10 @@ import (
 	"github.com/tlscache/tlscache/tlscache"
 )
 
-// EarlyDataPolicy says when a Server lets a resumption carry early data
+// EarlyDataPolicy says when a [Server] lets a resumption carry early data
 // (0-RTT). crypto/tls accepts early data only over QUIC, for the first
-// identity a client offers, when the ticket's tls.SessionState.EarlyData is
-// set (quic-go sets it when quic.Config.Allow0RTT is), and it checks no
+// identity a client offers, when the ticket's [tls.SessionState.EarlyData]
+// is set (quic-go sets it when quic.Config.Allow0RTT is), and it checks no
 // ticket age: early data can be replayed by whoever recorded it, and RFC
 // 8446 section 8.1 leaves replay protection to the server. The policies are
 // that protection. Resumptions that do not offer early data (every TCP one)
@@ -25,7 +25,7 @@ type EarlyDataPolicy int
 const (
 	// EarlyDataOnce, the default, accepts a ticket's early data at most
 	// once, atomically across every server sharing
-	// ServerOptions.EarlyDataClaims: the first resumption that offers it
+	// [ServerOptions.EarlyDataClaims]: the first resumption that offers it
 	// claims the ticket's early data, and any later one (a replay, or a
 	// second client holding the same ticket) resumes without early data,
 	// so its requests wait for the handshake. A claim that cannot be made
@@ -33,10 +33,10 @@ const (
 	EarlyDataOnce EarlyDataPolicy = iota
 	// EarlyDataOff never accepts early data; tickets still resume.
 	EarlyDataOff
-	// EarlyDataSingleUse takes the ticket (tlscache.Cache.Take) of every
+	// EarlyDataSingleUse takes the ticket ([tlscache.Cache.Take]) of every
 	// resumption that offers early data: the ticket resumes once, with its
 	// early data, and never again, which also stops a replay from resuming
-	// at all. ServerOptions.SingleUse makes every resumption single use
+	// at all. [ServerOptions.SingleUse] makes every resumption single use
 	// (TCP too), and implies this for early data.
 	EarlyDataSingleUse
 )
@@ -58,7 +58,7 @@ func ParseEarlyDataPolicy(s string) (EarlyDataPolicy, error) {
 	return 0, fmt.Errorf("tlscache/adapter: unknown early-data policy %q (want once, off or single-use)", s)
 }
 
-// EarlyDataStats are a Server's early-data counters.
+// EarlyDataStats are a [Server]'s early-data counters.
 type EarlyDataStats struct {
 	// Offered counts resumptions whose client offered early data with a
 	// ticket that allows it.
@@ -70,7 +70,7 @@ type EarlyDataStats struct {
 	// Replays counts those refused because the ticket's early data was
 	// claimed already: a replay, or another client with the same ticket.
 	Replays int64 `json:"replays"`
-	// Refused counts those refused otherwise: EarlyDataOff, or a claim
+	// Refused counts those refused otherwise: [EarlyDataOff], or a claim
 	// that could not be made.
 	Refused int64 `json:"refused"`
 }

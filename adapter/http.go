@@ -12,8 +12,8 @@ import (
 	"weak"
 )
 
-// ErrNoCertificate is returned by ConfigureHTTPServer for a server whose
-// TLSConfig has no certificate: the files given to http.Server's own
+// ErrNoCertificate is returned by [Server.ConfigureHTTPServer] for a server
+// whose TLSConfig has no certificate: the files given to [http.Server]'s own
 // ServeTLS or ListenAndServeTLS go to a clone of the config that the
 // adapter never sees. Serve with [Server.ListenAndServeTLS] or
 // [Server.ServeTLS], which take the files.
@@ -26,12 +26,12 @@ var ErrNoCertificate = errors.New("tlscache/adapter: no certificate in http.Serv
 // Configuring the same srv again does nothing.
 //
 // Connections use a clone of srv.TLSConfig made by the adapter, not the
-// one http.Server.ServeTLS makes: put the certificates in srv.TLSConfig
+// one [http.Server.ServeTLS] makes: put the certificates in srv.TLSConfig
 // (or set GetCertificate) and serve with srv.ServeTLS(l, "", "") or
 // srv.ListenAndServeTLS("", ""), or serve with [Server.ListenAndServeTLS]
 // or [Server.ServeTLS], which take certificate files and call
-// ConfigureHTTPServer. It returns ErrNoCertificate if srv.TLSConfig has no
-// certificates, and ErrBound if its config is a clone of a bound one.
+// ConfigureHTTPServer. It returns [ErrNoCertificate] if srv.TLSConfig has no
+// certificates, and [ErrBound] if its config is a clone of a bound one.
 func (s *Server) ConfigureHTTPServer(srv *http.Server) error {
 	cfg := srv.TLSConfig
 	if cfg == nil || (len(cfg.Certificates) == 0 && cfg.GetCertificate == nil && cfg.GetConfigForClient == nil) {
@@ -81,11 +81,11 @@ func (s *Server) ListenAndServeTLS(srv *http.Server, certFile, keyFile string) e
 }
 
 // ServeTLS is srv.ServeTLS(l, certFile, keyFile) with the server's
-// sessions: it loads the certificate and key files, as http.Server does,
+// sessions: it loads the certificate and key files, as [http.Server] does,
 // into srv.TLSConfig (made if nil, its Certificates replaced), calls
 // [Server.ConfigureHTTPServer] and serves. With empty file names the
 // certificates must be in srv.TLSConfig already. Like http.Server's, it
-// returns http.ErrServerClosed after srv.Shutdown or srv.Close.
+// returns [http.ErrServerClosed] after srv.Shutdown or srv.Close.
 func (s *Server) ServeTLS(srv *http.Server, l net.Listener, certFile, keyFile string) error {
 	if err := s.loadCertificate(srv, certFile, keyFile); err != nil {
 		return err

@@ -199,7 +199,7 @@ func metaFromState(state []byte) *lineageMeta {
 	return nil
 }
 
-// DefaultLineageTickets is the default of ServerOptions.LineageTickets.
+// DefaultLineageTickets is the default of [ServerOptions.LineageTickets].
 const DefaultLineageTickets = 4
 
 // lineages keeps, per lineage with more than one session, the IDs of its

@@ -178,7 +178,7 @@ func matcher(kind byte, at int64, subject []byte) func(*tlscache.Session) bool {
 	}
 }
 
-// A Fleet is how a Server reaches the other servers that share its
+// A Fleet is how a [Server] reaches the other servers that share its
 // store. Package fleet makes one (its Tier.Watch and NewServer call
 // [Server.SetFleet]); applications need not. Every field must be set.
 type Fleet struct {
@@ -194,7 +194,7 @@ type Fleet struct {
 	Get func(id []byte) (*tlscache.Session, error)
 	// Put stores a session in the store, so that it resumes on every
 	// server: the sessions [Server.Approve] approves, and those that
-	// inherit approval (ServerOptions.InheritApproval) when the cache's
+	// inherit approval ([ServerOptions.InheritApproval]) when the cache's
 	// new hook does not store them already.
 	Put func(*tlscache.Session) error
 }
@@ -266,7 +266,7 @@ func (s *Server) revokeMarkers(ctx context.Context, markers [][]byte, wait bool)
 	return n, first
 }
 
-// RevocationStats count what a Server's revocation set did.
+// RevocationStats count what a [Server]'s revocation set did.
 type RevocationStats struct {
 	Revocations int   `json:"revocations"` // revocations remembered now
 	Refused     int64 `json:"refused"`     // resumptions refused because they were revoked

@@ -60,18 +60,18 @@ func (s *Server) Sessions() []ServerSession {
 	return out
 }
 
-// A Revocation says what RevokeWait revokes: the sessions matching any of
-// its fields. Whatever matches, its whole lineage is revoked, on every
-// server of the fleet, and stays revoked for the cache's timeout.
+// A Revocation says what [Server.RevokeWait] revokes: the sessions matching
+// any of its fields. Whatever matches, its whole lineage is revoked, on
+// every server of the fleet, and stays revoked for the cache's timeout.
 type Revocation struct {
 	// ID is one session's identity; its lineage is revoked (read from the
 	// store if this server does not hold it; the ID alone if no server
 	// does).
 	ID []byte
-	// Session is a session, such as one of ConnSessions.All: its lineage
-	// is revoked (RevokeFamily).
+	// Session is a session, such as one of [ConnSessions.All]: its lineage
+	// is revoked ([Server.RevokeFamily]).
 	Session *tlscache.Session
-	// Conn is a connection's record (ConnSessionsFrom of a request's
+	// Conn is a connection's record ([ConnSessionsFrom] of a request's
 	// context): the lineages of its sessions are revoked, what a logout
 	// handler ends, the counterpart of [Server.Approve]. A nil Conn (an
 	// untracked connection) revokes nothing.
@@ -176,9 +176,9 @@ func (s *Server) revoke(ctx context.Context, r Revocation, wait bool) (int, erro
 const revokeTimeout = time.Second
 
 // Revoke ends the lineage of the session with this identity, on every
-// server of a fleet (see RevokeWait). It reports whether a session with
-// this identity was cached here; the remove hook fires in any case, so an
-// external store forgets it too.
+// server of a fleet (see [Server.RevokeWait]). It reports whether a session
+// with this identity was cached here; the remove hook fires in any case, so
+// an external store forgets it too.
 func (s *Server) Revoke(id []byte) bool {
 	cached := s.cache.Peek(id) != nil
 	s.revoke(context.Background(), Revocation{ID: id}, false)
@@ -186,7 +186,7 @@ func (s *Server) Revoke(id []byte) bool {
 }
 
 // RevokeContext ends every lineage started before now under this IDContext,
-// on every server (see RevokeWait). It returns how many sessions it
+// on every server (see [Server.RevokeWait]). It returns how many sessions it
 // removed here.
 func (s *Server) RevokeContext(idContext []byte) int {
 	n, _ := s.revoke(context.Background(), Revocation{IDContext: idContext}, false)
@@ -195,15 +195,15 @@ func (s *Server) RevokeContext(idContext []byte) int {
 
 // RevokeServerName ends every lineage started before now under this server
 // name, whatever certificate or policy it was issued with, on every server
-// (see RevokeWait). It returns how many sessions it removed here.
+// (see [Server.RevokeWait]). It returns how many sessions it removed here.
 func (s *Server) RevokeServerName(name string) int {
 	n, _ := s.revoke(context.Background(), Revocation{ServerName: name}, false)
 	return n
 }
 
 // RevokeClientCertificate ends every lineage started before now by a client
-// that presented this leaf certificate, on every server (see RevokeWait).
-// It returns how many sessions it removed here.
+// that presented this leaf certificate, on every server (see
+// [Server.RevokeWait]). It returns how many sessions it removed here.
 func (s *Server) RevokeClientCertificate(cert *x509.Certificate) int {
 	n, _ := s.revoke(context.Background(), Revocation{ClientCertificate: cert}, false)
 	return n
@@ -211,8 +211,8 @@ func (s *Server) RevokeClientCertificate(cert *x509.Certificate) int {
 
 // RevokeFamily ends the lineage of sess (its family): the session it
 // descends from, those issued on connections resumed from it, from them,
-// and so on, on every server (see RevokeWait). This is how a logout ends
-// resumption for good when clients rotate tickets. It returns how many
+// and so on, on every server (see [Server.RevokeWait]). This is how a logout
+// ends resumption for good when clients rotate tickets. It returns how many
 // sessions it removed here.
 func (s *Server) RevokeFamily(sess *tlscache.Session) int {
 	if sess == nil {
@@ -224,7 +224,7 @@ func (s *Server) RevokeFamily(sess *tlscache.Session) int {
 
 // Invalidate is what a shared store's watch calls (fleet.Tier.Watch) when
 // another server removed id: the session leaves this server's cache
-// (tlscache.Cache.Invalidate); a revocation marker is remembered and every
+// ([tlscache.Cache.Invalidate]); a revocation marker is remembered and every
 // session it revokes that this server holds is dropped.
 func (s *Server) Invalidate(id []byte) bool {
 	if bytes.HasPrefix(id, markerPrefix) {
@@ -233,13 +233,13 @@ func (s *Server) Invalidate(id []byte) bool {
 	return s.cache.Invalidate(id)
 }
 
-// FlushAll empties the cache (tlscache.Cache.FlushAll).
+// FlushAll empties the cache ([tlscache.Cache.FlushAll]).
 func (s *Server) FlushAll() int { return s.cache.FlushAll() }
 
 // RevokeFunc ends the lineage of every cached session for which match
-// returns true, on every server (see Revocation.Func: it sees this server's
-// internal tier only). match runs without locks held. It returns how many
-// sessions it removed here.
+// returns true, on every server (see [Revocation.Func]: it sees this
+// server's internal tier only). match runs without locks held. It returns
+// how many sessions it removed here.
 func (s *Server) RevokeFunc(match func(ServerSession) bool) int {
 	n, _ := s.revoke(context.Background(), Revocation{Func: match}, false)
 	return n

@@ -13,14 +13,14 @@ import (
 )
 
 // IDLen is the length of the session identities (tickets) the server
-// issues: random bytes from crypto/rand.
+// issues: random bytes from [crypto/rand].
 const IDLen = 16
 
 // maxDerived bounds the configs returned by GetConfigForClient whose
 // contexts a Server keeps.
 const maxDerived = 256
 
-// ServerOptions configure a Server. The zero value means the defaults.
+// ServerOptions configure a [Server]. The zero value means the defaults.
 type ServerOptions struct {
 	// IDContext is the application's part of every session's context, as
 	// OpenSSL's SSL_CTX_set_session_id_context: servers with different
@@ -33,8 +33,8 @@ type ServerOptions struct {
 	// new identity, usable once again.
 	SingleUse bool
 	// InheritApproval approves every session issued on a connection that
-	// resumed from a cached session, also under NoInternalStore: it goes
-	// to the cache and, on a server of a fleet, to the store, as
+	// resumed from a cached session, also under [tlscache.NoInternalStore]: it
+	// goes to the cache and, on a server of a fleet, to the store, as
 	// [Server.Approve] does (unless the cache's new hook stores it
 	// already). Clients offer the newest ticket they got, and a TLS 1.3
 	// resumption issues a new one: without this, an approved session
@@ -43,7 +43,7 @@ type ServerOptions struct {
 	// [Server.RevokeFamily] ends at once, on every server.
 	InheritApproval bool
 	// EarlyData is the early-data (0-RTT) policy; the zero value,
-	// EarlyDataOnce, accepts a ticket's early data at most once.
+	// [EarlyDataOnce], accepts a ticket's early data at most once.
 	EarlyData EarlyDataPolicy
 	// EarlyDataClaims records which tickets' early data was accepted. Nil
 	// means claims in this process; servers sharing a store pass the
@@ -55,14 +55,14 @@ type ServerOptions struct {
 	// issues a new ticket, the lineage's older ones beyond this number
 	// leave the internal tier (not the store), so that the cache's
 	// capacity counts clients rather than connections. A client that keeps
-	// offering one ticket keeps it. Zero means DefaultLineageTickets;
+	// offering one ticket keeps it. Zero means [DefaultLineageTickets];
 	// negative means no limit.
 	LineageTickets int
 }
 
-// Server binds a tlscache.Cache to crypto/tls servers: Install sets a
-// *tls.Config's WrapSession and UnwrapSession so that every session ticket
-// is a random identity looked up in the cache.
+// Server binds a [tlscache.Cache] to [crypto/tls] servers: [Server.Install]
+// sets a [*tls.Config]'s WrapSession and UnwrapSession so that every session
+// ticket is a random identity looked up in the cache.
 type Server struct {
 	cache *tlscache.Cache
 	opts  ServerOptions
@@ -85,8 +85,8 @@ type Server struct {
 	order     []*tls.Config                                          // derived, oldest first
 }
 
-// NewServer returns a Server that keeps sessions in cache. A nil opts means
-// the defaults.
+// NewServer returns a [Server] that keeps sessions in cache. A nil opts
+// means the defaults.
 func NewServer(cache *tlscache.Cache, opts *ServerOptions) *Server {
 	s := &Server{
 		cache:     cache,
@@ -110,22 +110,23 @@ func NewServer(cache *tlscache.Cache, opts *ServerOptions) *Server {
 // Cache returns the cache the server keeps its sessions in.
 func (s *Server) Cache() *tlscache.Cache { return s.cache }
 
-// ErrBound is returned by Install for a config whose callbacks are already
-// a Server's, such as a Clone of a bound config.
+// ErrBound is returned by [Server.Install] for a config whose callbacks are
+// already a [Server]'s, such as a Clone of a bound config.
 var ErrBound = errors.New("tlscache/adapter: config already bound to a Server (bind configs before cloning them)")
 
 // Install binds cfg to the cache. It sets WrapSession and UnwrapSession, and
 // wraps GetConfigForClient and VerifyConnection, calling the ones cfg had:
-// ClientHellos count as Accept, verified handshakes as AcceptGood (and drive
-// the automatic flush), and the configs GetConfigForClient returns are bound
-// too. Call Install after setting cfg's fields and before serving with it.
-// Installing the same config again does nothing; a Clone of a bound config
-// shares its binding, and Install refuses it with ErrBound.
+// ClientHellos count as [tlscache.Stats.Accept], verified handshakes as
+// [tlscache.Stats.AcceptGood] (and drive the automatic flush), and the
+// configs GetConfigForClient returns are bound too. Call Install after
+// setting cfg's fields and before serving with it. Installing the same
+// config again does nothing; a Clone of a bound config shares its binding,
+// and Install refuses it with [ErrBound].
 //
 // Every handshake runs on a clone of cfg (or of the config cfg's
 // GetConfigForClient returned) made for it, whose callbacks hold that
-// handshake's state: its ConnSessions, if its context carries one (see
-// ConnContext), and its limit of one store lookup. The clone is made from
+// handshake's state: its [ConnSessions], if its context carries one (see
+// [ConnContext]), and its limit of one store lookup. The clone is made from
 // the config as it is at that ClientHello, so a change the application
 // makes to a config (a new ClientCAs, say) applies from the next
 // handshake on, as it would without the adapter; a change of certificates
@@ -134,7 +135,7 @@ var ErrBound = errors.New("tlscache/adapter: config already bound to a Server (b
 // config without the adapter.) So that the clone has everything the
 // connection needs: net/http's ServeTLS loads certificate files and adds
 // "h2" to NextProtos on a clone of its own, which the adapter does not
-// see; ConfigureHTTPServer checks for this.
+// see; [Server.ConfigureHTTPServer] checks for this.
 func (s *Server) Install(cfg *tls.Config) error {
 	key := weak.Make(cfg)
 	s.mu.Lock()

@@ -11,7 +11,7 @@ type handshakeDoneKey struct{}
 // WithHandshakeDone returns ctx carrying done, a channel closed when the
 // connection's handshake has completed. A transport that accepts early
 // data puts it in every request's context (package quicadapter does, for
-// HTTP/3); InEarlyData reads it.
+// HTTP/3); [InEarlyData] reads it.
 func WithHandshakeDone(ctx context.Context, done <-chan struct{}) context.Context {
 	return context.WithValue(ctx, handshakeDoneKey{}, done)
 }
@@ -57,7 +57,7 @@ func RejectEarly(w http.ResponseWriter, r *http.Request) bool {
 }
 
 // SafeMethod reports whether a request's method is safe (RFC 9110 section
-// 9.2.1: GET, HEAD, OPTIONS, TRACE), the requests TooEarly lets through in
+// 9.2.1: GET, HEAD, OPTIONS, TRACE), the requests [TooEarly] lets through in
 // early data by default.
 func SafeMethod(r *http.Request) bool {
 	switch r.Method {
@@ -68,10 +68,10 @@ func SafeMethod(r *http.Request) bool {
 }
 
 // TooEarly returns a handler that answers 425 Too Early to requests that
-// may have arrived in early data (InEarlyData) and that safe does not
+// may have arrived in early data ([InEarlyData]) and that safe does not
 // find safe to replay, and passes every other request to next. A nil safe
-// means SafeMethod. A handler behind it may still refuse a request of its
-// own with RejectEarly.
+// means [SafeMethod]. A handler behind it may still refuse a request of its
+// own with [RejectEarly].
 func TooEarly(next http.Handler, safe func(*http.Request) bool) http.Handler {
 	if safe == nil {
 		safe = SafeMethod

@@ -39,32 +39,33 @@
 //   - Durable and fleet-wide. A removal by hand (Remove, RemoveID,
 //     RemoveFunc) and every revocation of an adapter.Server (of a lineage,
 //     server name, context or client certificate: see package adapter)
-//     goes to the store in one call (a Revoker's Revoke: DEL, a tombstone
-//     kept for Options.Lifetime, PUBLISH) and from there to every watching
-//     server, whose Target applies it. Each time a watch (re)subscribes it
+//     goes to the store in one call (a [Revoker]'s Revoke: DEL, a tombstone
+//     kept for [Options.Lifetime], PUBLISH) and from there to every watching
+//     server, whose [Target] applies it. Each time a watch (re)subscribes it
 //     reads the tombstones again, so a server that missed the message, or
 //     joins later, applies it too; an adapter.Server keeps what it applied
 //     for its cache's timeout and checks every resumption against it, so a
 //     revoked value written back into the store does not resume.
 //   - Retried. A removal the store did not take is kept and retried on a
-//     timer, with back-off from RetryMin to RetryMax, whatever the traffic,
-//     until it lands (or Close). The adapter's RevokeWait reports it: it
-//     returns an error unless the store took the revocation and every
-//     watching server confirmed it applied it (PUBLISH's count of
+//     timer, with back-off from [RetryMin] to [RetryMax], whatever the
+//     traffic, until it lands (or [Tier.Close]). The adapter's RevokeWait
+//     reports it: it returns an error unless the store took the revocation
+//     and every watching server confirmed it applied it (PUBLISH's count of
 //     receivers, each acknowledging), so a logout handler knows.
 //   - Fail closed. A watch is trusted only while it is subscribed, has
-//     loaded the tombstones since, and (a LiveWatcher such as redisstore's)
-//     has heard, within Silence (700 ms), its own heartbeat published
-//     through the store: proof that publishes go through and that its
-//     subscription delivers. While it is not, the get hook misses and an
-//     adapter.Server resumes nothing (Tier.Trusted; Stats.Trusted). After
-//     a fault, trust returns Quarantine (300 ms) after the heartbeat and
-//     the tombstones came back, so that revocations other servers could
+//     loaded the tombstones since, and (a [LiveWatcher] such as
+//     redisstore's) has heard, within [Silence] (700 ms), its own heartbeat
+//     published through the store: proof that publishes go through and that
+//     its subscription delivers. While it is not, the get hook misses and an
+//     adapter.Server resumes nothing ([Tier.Trusted]; [Stats.Trusted]).
+//     After a fault, trust returns [Quarantine] (300 ms) after the heartbeat
+//     and the tombstones came back, so that revocations other servers could
 //     not make during the fault land first: each server retries its
 //     pending ones as soon as its own heartbeat is back, and every
-//     RetryMax (200 ms) at most. Options.FailOpen keeps resuming instead: then a server
-//     that misses a revocation resumes the revoked sessions it holds, and
-//     those it can still read, until it resyncs, however long the fault.
+//     RetryMax (200 ms) at most. [Options.FailOpen] keeps resuming instead:
+//     then a server that misses a revocation resumes the revoked sessions it
+//     holds, and those it can still read, until it resyncs, however long the
+//     fault.
 //
 // The price of failing closed: full handshakes on a server while its
 // watch is not trusted (a Redis outage, a partition, a CPU so busy that
@@ -76,7 +77,7 @@
 // session once it lands. A plain *tlscache.Cache target cannot check
 // trust nor apply revocations of whole lineages: it is flushed when the
 // tier stops trusting its watch (within 50 ms), at every resync, and when
-// Watch returns; watch an *adapter.Server, which keeps its sessions
+// [Tier.Watch] returns; watch an *adapter.Server, which keeps its sessions
 // through a fault.
 //
 // Single use (adapter.ServerOptions.SingleUse, or Cache.Take) holds across
@@ -85,8 +86,8 @@
 //
 // Early data (0-RTT) is accepted once per ticket across the fleet when the
 // tier is the adapter's claimer (adapter.ServerOptions.EarlyDataClaims):
-// Claim records the ticket in the store (redisstore: SET NX PX), and the
-// first server to claim it wins. A claim that fails refuses the early
+// [Tier.Claim] records the ticket in the store (redisstore: SET NX PX), and
+// the first server to claim it wins. A claim that fails refuses the early
 // data; the handshake goes on without it.
 //
 // # Failure
@@ -94,20 +95,20 @@
 // The TLS hooks have no context, so every store call runs under a
 // deadline: by default one that adapts to the store's latency, four times the
 // peak of recent calls (forgotten by half every ten seconds), between
-// DefaultTimeout (100 ms) and Options.MaxTimeout (DefaultMaxTimeout, 250
-// ms), and MaxTimeout for the first calls, before any latency is known; a
-// call that times out counts as taking its whole deadline, so the next one
+// [DefaultTimeout] (100 ms) and [Options.MaxTimeout] ([DefaultMaxTimeout],
+// 250 ms), and MaxTimeout for the first calls, before any latency is known;
+// a call that times out counts as taking its whole deadline, so the next one
 // is four times as long. A busy host, whose scheduling stalls stretch round
-// trips now and then, thus keeps resuming; Options.Timeout fixes the
+// trips now and then, thus keeps resuming; [Options.Timeout] fixes the
 // deadline instead. A call that fails or times out is a miss: the
 // handshake goes on as a full one, and the cache counts a StoreError.
 //
-// When, within Options.Window (a second; or over the last 2 x Failures
-// calls, if the window holds fewer), at least Options.Failures (5) calls
+// When, within [Options.Window] (a second; or over the last 2 x Failures
+// calls, if the window holds fewer), at least [Options.Failures] (5) calls
 // failed and they make at least half of the calls, the store is skipped
-// for Options.BackOff (half a second), after which one call probes it, and
+// for [Options.BackOff] (half a second), after which one call probes it, and
 // a store that answers again is used again, with no restart. A burst of
-// timeouts among calls that succeed does not stop resumption. A Sharded
+// timeouts among calls that succeed does not stop resumption. A [Sharded]
 // store (a Redis Cluster: redisstore.Store.Shard names the master of a
 // key) backs off per shard: the other masters' sessions keep resuming, and
 // a key whose master changed (a replica promoted) is tried at once. What a
@@ -117,7 +118,7 @@
 // (2 x 250 ms; three with the claim), for the handshakes before the
 // back-off starts (at once for a store that fails from the start, within
 // a window for one that was busy) and for one probe per back-off.
-// Options.Logger gets a line when a back-off starts and when it ends,
+// [Options.Logger] gets a line when a back-off starts and when it ends,
 // never one per handshake.
 //
 // A removal that fails is retried on a timer (see Revocation). A lookup
@@ -127,20 +128,20 @@
 // # Security
 //
 // Every value written is sealed with XChaCha20-Poly1305 under the first key
-// of Options.Keys, with a random 24-byte nonce, and carries the key's ID;
+// of [Options.Keys], with a random 24-byte nonce, and carries the key's ID;
 // the store key and the session's context are additional data, so a value
 // copied under another key, or given another context, does not open. Any
 // key of the ring opens: to rotate, put a new key first on every server,
 // and remove the old one after the session timeout. A value that does not
 // open (another fleet's, tampered, truncated, or sealed under a key that
-// was removed) is ErrUnsealed: a miss, counted in Stats.BadValues. The
+// was removed) is [ErrUnsealed]: a miss, counted in [Stats.BadValues]. The
 // store sees session IDs (its keys, which clients also see) and contexts
 // (SHA-256 digests, in the clear in the value header), never secrets.
 //
 // # Concurrency
 //
-// A Tier is safe for concurrent use; its hooks may run from many handshakes
-// at once. Watch runs until its context is done; cancel it to stop it. The
-// retry timer's goroutine runs only while removals are pending; Close
-// stops it.
+// A [Tier] is safe for concurrent use; its hooks may run from many
+// handshakes at once. Watch runs until its context is done; cancel it to
+// stop it. The retry timer's goroutine runs only while removals are pending;
+// Close stops it.
 package fleet

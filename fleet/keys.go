@@ -15,7 +15,7 @@ import (
 // KeySize is the length of a sealing key: 32 bytes, XChaCha20-Poly1305's.
 const KeySize = chacha20poly1305.KeySize
 
-// A Key seals and opens the values a Tier writes to its store. Its ID, a
+// A Key seals and opens the values a [Tier] writes to its store. Its ID, a
 // fingerprint of the secret, travels in every sealed value so that any key
 // of a keyring can open it: rotate by putting a new key first on every
 // server, and drop the old one once its values have expired.
@@ -26,7 +26,7 @@ type Key struct {
 
 // ErrWeakKey is returned for a secret that cannot be random: all zero, or
 // made of fewer than minDistinct different byte values (a repeated
-// pattern, a word). Make keys with GenerateKey or
+// pattern, a word). Make keys with [GenerateKey] or
 // head -c 32 /dev/urandom | base64.
 var ErrWeakKey = errors.New("tlscache/fleet: weak key: not 32 random bytes")
 
@@ -40,7 +40,7 @@ var ErrDuplicateKey = errors.New("tlscache/fleet: the same key twice in a keyrin
 const minDistinct = 16
 
 // NewKey returns the key with this 32-byte secret. A weak secret is
-// ErrWeakKey.
+// [ErrWeakKey].
 func NewKey(secret []byte) (Key, error) {
 	var k Key
 	if len(secret) != KeySize {
@@ -97,13 +97,13 @@ func GenerateKey() Key {
 func (k Key) ID() string { return hex.EncodeToString(k.id[:]) }
 
 // String names the key by its ID, never its secret, so that printing a Key
-// or an Options does not leak it into logs.
+// or an [Options] does not leak it into logs.
 func (k Key) String() string { return "fleet.Key(" + k.ID() + ")" }
 
-// GoString is String, for %#v.
+// GoString is [Key.String], for %#v.
 func (k Key) GoString() string { return k.String() }
 
-// Secret returns the key's secret in the form ParseKeys reads: standard
+// Secret returns the key's secret in the form [ParseKeys] reads: standard
 // base64 of the 32 bytes.
 func (k Key) Secret() string { return base64.StdEncoding.EncodeToString(k.secret[:]) }
 
@@ -111,8 +111,8 @@ func (k Key) Secret() string { return base64.StdEncoding.EncodeToString(k.secret
 // white space or commas, where '#' starts a comment that runs to the end of
 // the line. The first key seals; all of them open. This is the format of a
 // key file or of an environment variable (head -c 32 /dev/urandom | base64
-// makes one key). A weak key is ErrWeakKey, a key given twice
-// ErrDuplicateKey.
+// makes one key). A weak key is [ErrWeakKey], a key given twice
+// [ErrDuplicateKey].
 func ParseKeys(text string) ([]Key, error) {
 	var keys []Key
 	for n, line := range strings.Split(text, "\n") {

@@ -17,11 +17,11 @@ import (
 
 // Revocation timing. A server trusts its watch while it has heard its own
 // heartbeat (published through the store and received on its subscription)
-// within Silence; after it stopped trusting it, or after a resubscription,
-// it trusts it again Quarantine after the heartbeat (and the tombstone
+// within [Silence]; after it stopped trusting it, or after a resubscription,
+// it trusts it again [Quarantine] after the heartbeat (and the tombstone
 // reload) came back, so that removals other servers could not make during
 // the fault land first: each server retries its pending removals as soon
-// as its own heartbeat comes back, and every RetryMax at most.
+// as its own heartbeat comes back, and every [RetryMax] at most.
 const (
 	// Silence is how long a watch may go without hearing its heartbeat
 	// before the tier stops trusting it: with the default heartbeat
@@ -49,8 +49,9 @@ var (
 )
 
 // A Revoker is a store that keeps revocations durable and confirms them:
-// redisstore.Store is one. Without it a Tier deletes and publishes through
-// Store.Delete, and RevokeWait cannot wait for the other servers.
+// redisstore.Store is one. Without it a [Tier] deletes and publishes through
+// [tlscache.Store.Delete], and [adapter.Server.RevokeWait] cannot wait for
+// the other servers.
 type Revoker interface {
 	// Revoke deletes key, records it as revoked for ttl (a tombstone), and
 	// publishes message to every watcher, in that order; it returns how
@@ -62,9 +63,9 @@ type Revoker interface {
 	Publish(ctx context.Context, message string) error
 }
 
-// A LiveWatcher is a tlscache.Watcher that also proves its subscription
+// A LiveWatcher is a [tlscache.Watcher] that also proves its subscription
 // works: alive is called each time it receives a heartbeat it published
-// through the store, at least every Silence/4 while all is well.
+// through the store, at least every [Silence]/4 while all is well.
 type LiveWatcher interface {
 	WatchLive(ctx context.Context, deleted func(message string), synced func(), alive func()) error
 }
@@ -119,12 +120,12 @@ func (r *revState) init(opts *Options) {
 func (r *revState) mono() int64 { return int64(time.Since(r.base)) }
 
 // Trusted reports whether the tier can be sure it hears the fleet's
-// revocations: true until Watch is first called (a tier with no watch
+// revocations: true until [Tier.Watch] is first called (a tier with no watch
 // makes no promise), then only while the watch is subscribed, has loaded
-// the store's tombstones since, and (for a LiveWatcher such as
-// redisstore's) has heard its heartbeat within Silence. While it is false
-// the get hook misses and an adapter.Server watched by this tier resumes
-// nothing: fail closed. Options.FailOpen makes it always true.
+// the store's tombstones since, and (for a [LiveWatcher] such as
+// redisstore's) has heard its heartbeat within [Silence]. While it is false
+// the get hook misses and an [adapter.Server] watched by this tier resumes
+// nothing: fail closed. [Options.FailOpen] makes it always true.
 func (t *Tier) Trusted() bool {
 	r := &t.rev
 	if r.failOpen || !r.watching.Load() {
@@ -144,9 +145,10 @@ func (t *Tier) Trusted() bool {
 // dropped.
 func (t *Tier) Close() { t.rev.closeOnce.Do(func() { close(t.rev.closed) }) }
 
-// A Target is what Watch keeps in step with the store: a *tlscache.Cache,
-// or an *adapter.Server, which also applies the revocations of lineages,
-// server names, contexts and client certificates that other servers make.
+// A Target is what [Tier.Watch] keeps in step with the store: a
+// [*tlscache.Cache], or an [*adapter.Server], which also applies the
+// revocations of lineages, server names, contexts and client certificates
+// that other servers make.
 type Target interface {
 	Invalidate(id []byte) bool
 	FlushAll() int
@@ -172,12 +174,12 @@ func (t *Tier) link() adapter.Fleet {
 // tombstones are read again and passed to Invalidate, so that what was
 // published meanwhile is not missed; a plain Cache target, which cannot
 // apply revocations of whole lineages, is also flushed then. Removals that
-// failed are retried. Watch also makes the tier fail closed (see Trusted)
-// and connects an adapter.Server target to the fleet (its SetFleet), so
-// that all its revocations are durable, fleet-wide and can be waited for.
-// Run it in its own goroutine for the life of the cache, and wait for
-// Ready before accepting connections. It returns ctx.Err(), or ErrNoWatch
-// if the store is not a tlscache.Watcher.
+// failed are retried. Watch also makes the tier fail closed (see
+// [Tier.Trusted]) and connects an [adapter.Server] target to the fleet (its
+// SetFleet), so that all its revocations are durable, fleet-wide and can be
+// waited for. Run it in its own goroutine for the life of the cache, and
+// wait for [Tier.Ready] before accepting connections. It returns ctx.Err(),
+// or [ErrNoWatch] if the store is not a [tlscache.Watcher].
 func (t *Tier) Watch(ctx context.Context, target Target) error {
 	w, ok := t.store.(tlscache.Watcher)
 	lw, live := t.store.(LiveWatcher)
@@ -227,10 +229,10 @@ func (t *Tier) Watch(ctx context.Context, target Target) error {
 	return w.Watch(ctx, deleted, synced)
 }
 
-// Ready is closed once a Watch has started working (subscribed, tombstones
-// loaded, heartbeat heard): from then on, removals by other servers reach
-// the cache. A server that must not resume a revoked session waits for it
-// before accepting connections.
+// Ready is closed once a [Tier.Watch] has started working (subscribed,
+// tombstones loaded, heartbeat heard): from then on, removals by other
+// servers reach the cache. A server that must not resume a revoked session
+// waits for it before accepting connections.
 func (t *Tier) Ready() <-chan struct{} { return t.ready }
 
 // guardInterval is how often a plain target's trust is checked.

@@ -14,7 +14,8 @@ import (
 
 // ErrUnsealed is the error of a stored value that does not open: made under
 // a key the keyring lacks, tampered with, truncated, or not ours at all. It
-// is a miss for the handshake, counted in StoreErrors and Stats.BadValues.
+// is a miss for the handshake, counted in [tlscache.Stats.StoreErrors] and
+// [Stats.BadValues].
 var ErrUnsealed = errors.New("tlscache/fleet: stored value does not open")
 
 // A sealed value is

@@ -8,23 +8,24 @@ import (
 	"github.com/tlscache/tlscache/tlscache"
 )
 
-// ServerOptions configure NewServer. Keys is required; the zero value of
+// ServerOptions configure [NewServer]. Keys is required; the zero value of
 // every other field means its default.
 type ServerOptions struct {
-	// Keys seal and open the stored sessions, as Options.Keys: the same
-	// keyring on every server of the fleet (ParseKeys reads one).
+	// Keys seal and open the stored sessions, as [Options.Keys]: the same
+	// keyring on every server of the fleet ([ParseKeys] reads one).
 	Keys []Key
 	// ApprovedOnly makes only the sessions the application approves
 	// resumable, on every server: controlled resumption across the fleet
 	// (OpenSSL's SSL_CTX_add_session use case). Handshakes store nothing
-	// (the cache's mode gets NoInternalStore and the tier's new hook is
-	// not set); [adapter.Server.Approve] puts a connection's sessions into
+	// (the cache's mode gets [tlscache.NoInternalStore] and the tier's new hook
+	// is not set); [adapter.Server.Approve] puts a connection's sessions into
 	// the cache and the store, and the sessions issued on connections
-	// resumed from them inherit the approval (InheritApproval is set).
-	// Without it every session resumes on every server.
+	// resumed from them inherit the approval
+	// ([adapter.ServerOptions.InheritApproval] is set). Without it every
+	// session resumes on every server.
 	ApprovedOnly bool
 	// Logger, if set, gets the tier's and the cache's lines (see
-	// Options.Logger): once per change, never per handshake.
+	// [Options.Logger]): once per change, never per handshake.
 	Logger *slog.Logger
 	// Tier holds the tier's other options; its Keys and Logger are those
 	// above, and a nil Now is the cache's clock.
@@ -36,8 +37,8 @@ type ServerOptions struct {
 	Server adapter.ServerOptions
 }
 
-// A Server is an adapter.Server whose sessions are shared, through a
-// Tier, with every server of the fleet that uses the same store and keys:
+// A Server is an [adapter.Server] whose sessions are shared, through a
+// [Tier], with every server of the fleet that uses the same store and keys:
 // sessions resume on any of them, approvals ([adapter.Server.Approve])
 // and revocations ([adapter.Server.RevokeFamily] and the rest) hold on all,
 // and while the server cannot be sure it hears the fleet's revocations it
@@ -52,12 +53,12 @@ type Server struct {
 }
 
 // NewServer assembles a fleet server on store (a redisstore.Store, or any
-// tlscache.Store that is a tlscache.Watcher): the tier, the cache with the
-// tier's hooks, the adapter.Server, and the watch that applies what other
-// servers revoke, running until Close. It does not wait for the watch:
-// until it works (Ready) the server resumes nothing, so that a session
-// revoked elsewhere meanwhile does not resume here. It returns ErrNoWatch
-// for a store that cannot report deletions.
+// [tlscache.Store] that is a [tlscache.Watcher]): the tier, the cache with
+// the tier's hooks, the [adapter.Server], and the watch that applies what
+// other servers revoke, running until [Server.Close]. It does not wait for
+// the watch: until it works ([Server.Ready]) the server resumes nothing, so
+// that a session revoked elsewhere meanwhile does not resume here. It
+// returns [ErrNoWatch] for a store that cannot report deletions.
 func NewServer(store tlscache.Store, opts *ServerOptions) (*Server, error) {
 	if opts == nil {
 		opts = &ServerOptions{}
@@ -103,7 +104,8 @@ func NewServer(store tlscache.Store, opts *ServerOptions) (*Server, error) {
 	return s, nil
 }
 
-// Tier returns the server's tier: its Stats, Trusted, Claim.
+// Tier returns the server's tier: its [Tier.Stats], [Tier.Trusted],
+// [Tier.Claim].
 func (s *Server) Tier() *Tier { return s.tier }
 
 // Ready is closed once the watch works and the server resumes sessions.

@@ -21,7 +21,7 @@ var fileMagic = []byte("tlscache sess 1\n")
 
 const maxFileSessions = 1 << 24
 
-// ErrInvalidFile is wrapped by the error LoadSessions returns for a file
+// ErrInvalidFile is wrapped by the error [LoadSessions] returns for a file
 // that is not a session file.
 var ErrInvalidFile = errors.New("tlscache/fleet: not a session file")
 
@@ -62,7 +62,7 @@ func SaveSessions(path string, cache *tlscache.Cache, keys []Key) error {
 	return nil
 }
 
-// LoadSessions adds the sessions of a file SaveSessions wrote to cache
+// LoadSessions adds the sessions of a file [SaveSessions] wrote to cache
 // (without calling its new hook), but those that have expired since, and
 // returns how many it added. A file that is not a session file gives an
 // error wrapping [ErrInvalidFile] and adds nothing. Sessions sealed with a

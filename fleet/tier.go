@@ -11,11 +11,11 @@ import (
 	"github.com/tlscache/tlscache/tlscache"
 )
 
-// Defaults of Options.
+// Defaults of [Options].
 const (
 	// DefaultTimeout is the shortest deadline of a store call made from a
-	// TLS hook, when Options.Timeout is zero (the deadline adapts to the
-	// store's latency, up to Options.MaxTimeout). A round trip is three
+	// TLS hook, when [Options.Timeout] is zero (the deadline adapts to the
+	// store's latency, up to [Options.MaxTimeout]). A round trip is three
 	// wake-ups (the client's write, Redis, the client's read), each of
 	// which a busy host's scheduler may delay by its latency target (6 to
 	// 24 ms on Linux) or more: 20 ms, the earlier fixed default, lost
@@ -25,7 +25,7 @@ const (
 	// store adds, at most, to each of a handshake's two store calls.
 	DefaultMaxTimeout = 250 * time.Millisecond
 	// DefaultFailures is how many store calls must fail within
-	// DefaultWindow, and make at least half of its calls, before the store
+	// [DefaultWindow], and make at least half of its calls, before the store
 	// is skipped.
 	DefaultFailures = 5
 	// DefaultWindow is the span over which failures are counted.
@@ -44,40 +44,40 @@ var (
 	// ErrSkipped is the error of a store call not made because the store
 	// is backing off after repeated failures.
 	ErrSkipped = errors.New("tlscache/fleet: store skipped after repeated failures")
-	// ErrNoWatch is returned by Watch for a store that is not a
-	// tlscache.Watcher.
+	// ErrNoWatch is returned by [Tier.Watch] for a store that is not a
+	// [tlscache.Watcher].
 	ErrNoWatch = errors.New("tlscache/fleet: store does not report deletions (not a tlscache.Watcher)")
 )
 
-// Options configure a Tier. The zero value of each field but Keys means its
-// default.
+// Options configure a [Tier]. The zero value of each field but Keys means
+// its default.
 type Options struct {
 	// Keys seal and open the stored sessions: Keys[0] seals, any of them
-	// opens. Required; New refuses a weak key (the zero Key) and a key given
-	// twice.
+	// opens. Required; [New] refuses a weak key (the zero [Key]) and a key
+	// given twice.
 	Keys []Key
 	// Timeout, if set, is the deadline of each store call made from a
 	// hook. Zero means a deadline that adapts to the store's recent
-	// latency: four times its recent peak, between DefaultTimeout and
+	// latency: four times its recent peak, between [DefaultTimeout] and
 	// MaxTimeout, so that a busy host's slow round trips still make it.
 	Timeout time.Duration
 	// MaxTimeout caps the adaptive deadline; zero means
-	// DefaultMaxTimeout.
+	// [DefaultMaxTimeout].
 	MaxTimeout time.Duration
 	// Failures is how many failed store calls within Window (or among
 	// the last 2*Failures calls, if the window holds fewer), making at
 	// least half of the calls, start a back-off; zero means
-	// DefaultFailures. With a Sharded store (a Redis Cluster), failures
+	// [DefaultFailures]. With a [Sharded] store (a Redis Cluster), failures
 	// and back-off are per shard.
 	Failures int
 	// Window is the span over which failures are counted; zero means
-	// DefaultWindow.
+	// [DefaultWindow].
 	Window time.Duration
 	// BackOff is how long the store is then skipped before one call probes
-	// it again; zero means DefaultBackOff.
+	// it again; zero means [DefaultBackOff].
 	BackOff time.Duration
 	// Now is the clock of the back-off and of the stored values' TTLs; nil
-	// means time.Now. Give it the cache's clock.
+	// means [time.Now]. Give it the cache's clock.
 	Now func() time.Time
 	// Logger, if set, gets a line when the store (or a shard) starts
 	// failing and the back-off starts, and when it answers again and the
@@ -85,10 +85,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Lifetime is how long a revocation is kept in the store as a
 	// tombstone: the longest session timeout of the fleet. Zero means
-	// tlscache.DefaultTimeout.
+	// [tlscache.DefaultTimeout].
 	Lifetime time.Duration
 	// FailOpen keeps resuming sessions while the watch cannot be trusted
-	// (see Tier.Trusted). Its cost: a server that misses a revocation
+	// (see [Tier.Trusted]). Its cost: a server that misses a revocation
 	// (its subscription broken, the store paused or unreachable) resumes
 	// the revoked sessions it holds, and those it can still read, until it
 	// resyncs, however long that takes. The default, fail closed, turns
@@ -96,10 +96,10 @@ type Options struct {
 	FailOpen bool
 }
 
-// A Tier is a tlscache.Store seen as the external tier of a Cache: its
-// hooks seal sessions into the store, open them back, and propagate
-// removals; Watch drops from the internal tier what other servers removed.
-// Create one with New.
+// A Tier is a [tlscache.Store] seen as the external tier of a
+// [tlscache.Cache]: its hooks seal sessions into the store, open them back,
+// and propagate removals; [Tier.Watch] drops from the internal tier what
+// other servers removed. Create one with [New].
 type Tier struct {
 	store   tlscache.Store
 	sharded Sharded // nil unless the store is one
@@ -181,8 +181,8 @@ func (t *Tier) NewHook(s *tlscache.Session) error {
 
 // Put stores s, sealed, for the rest of its lifetime: what the new hook
 // does, for an application that approves sessions itself (mode
-// NoInternalStore, then Cache.Add and Put on login). An expired session is
-// not stored.
+// [tlscache.NoInternalStore], then [tlscache.Cache.Add] and Put on login).
+// An expired session is not stored.
 func (t *Tier) Put(ctx context.Context, s *tlscache.Session) error {
 	ttl := s.Expires().Sub(t.now())
 	if ttl <= 0 || len(s.ID) == 0 {
@@ -200,7 +200,7 @@ func (t *Tier) Put(ctx context.Context, s *tlscache.Session) error {
 
 // GetHook is a tlscache get hook: it reads (or, with take, atomically takes)
 // the session from the store and opens it. A value that does not open is
-// ErrUnsealed.
+// [ErrUnsealed].
 func (t *Tier) GetHook(id []byte, take bool) (*tlscache.Session, error) {
 	if !t.Trusted() {
 		return nil, ErrUntrusted
@@ -234,12 +234,12 @@ func (t *Tier) get(id []byte, take bool) (*tlscache.Session, error) {
 // RemoveHook is a tlscache remove hook. A session removed by hand (Remove,
 // RemoveID, RemoveFunc: revocation) is deleted from the store, so every
 // server stops resuming it; one taken for single use is taken from the
-// store too, and ErrCacheMiss tells the cache that another server took it
-// first. A removal also leaves a tombstone in the store (a Revoker) for
-// Options.Lifetime. Evictions, flushes and expiry are local housekeeping
-// that the store's own TTL and size handle: they are not propagated. A
-// removal that fails is kept and retried on a timer, with back-off, until
-// the store takes it.
+// store too, and [tlscache.ErrCacheMiss] tells the cache that another server
+// took it first. A removal also leaves a tombstone in the store (a
+// [Revoker]) for [Options.Lifetime]. Evictions, flushes and expiry are local
+// housekeeping that the store's own TTL and size handle: they are not
+// propagated. A removal that fails is kept and retried on a timer, with
+// back-off, until the store takes it.
 func (t *Tier) RemoveHook(s *tlscache.Session, why tlscache.Reason) error {
 	key := storeKey(s.ID)
 	switch why {
@@ -294,8 +294,8 @@ func (t *Tier) do(ctx context.Context, key string, op func(context.Context) erro
 	return err
 }
 
-// Stats are a tier's counters. The cache's own Stats count the same
-// failures as StoreErrors and the resumptions from the store as
+// Stats are a tier's counters. The cache's own [tlscache.Stats] count the
+// same failures as StoreErrors and the resumptions from the store as
 // ExternalHits.
 type Stats struct {
 	Calls         int64 `json:"calls"`         // store calls made
@@ -309,9 +309,9 @@ type Stats struct {
 	Dropped       int64 `json:"dropped"`       // failed removals not kept: too many pending
 	Pending       int   `json:"pending"`       // failed removals waiting for the store to come back
 	BackingOff    bool  `json:"backing_off"`   // the store, or a shard of it, is being skipped now
-	// Deadline is the deadline of the next store call (see Options.Timeout).
+	// Deadline is the deadline of the next store call (see [Options.Timeout]).
 	Deadline time.Duration `json:"deadline"`
-	// Trusted: the watch hears revocations now (see Tier.Trusted).
+	// Trusted: the watch hears revocations now (see [Tier.Trusted]).
 	Trusted bool `json:"trusted"`
 	// Untrusted counts the times the tier stopped trusting its watch.
 	Untrusted int64 `json:"untrusted"`

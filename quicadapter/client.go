@@ -12,20 +12,21 @@ import (
 	"github.com/quic-go/quic-go/http3"
 )
 
-// RoundTripper is an http.RoundTripper over HTTP/3 that sends safe requests
-// (GET and HEAD, the ones http3 can send early) in 0-RTT when the client
-// holds a ticket that allows it, and resends once, after the handshake, a
-// request whose early data the server refused:
+// RoundTripper is an [http.RoundTripper] over HTTP/3 that sends safe
+// requests (GET and HEAD, the ones http3 can send early) in 0-RTT when the
+// client holds a ticket that allows it, and resends once, after the
+// handshake, a request whose early data the server refused:
 //
 //   - the server answered 425 Too Early (RFC 8470): the request is resent
 //     on the same connection once its handshake is complete;
-//   - the server rejected the connection's 0-RTT (quic.Err0RTTRejected):
-//     http3.Transport fails the request, and a redial would offer 0-RTT
+//   - the server rejected the connection's 0-RTT ([quic.Err0RTTRejected]):
+//     [http3.Transport] fails the request, and a redial would offer 0-RTT
 //     again, so the request is resent on a connection dialed without
 //     early data (it still resumes).
 //
 // A request with a body is resent only if its GetBody is set. Set the
-// fields before the first request; Close closes the connections.
+// fields before the first request; [RoundTripper.Close] closes the
+// connections.
 type RoundTripper struct {
 	// TLSClientConfig is the client's TLS config; its ClientSessionCache
 	// holds the tickets (an adapter.ClientCache, for instance).
@@ -65,7 +66,7 @@ func (rt *RoundTripper) Close() error {
 	return errors.Join(rt.early.Close(), rt.late.Close())
 }
 
-// RoundTrip implements http.RoundTripper.
+// RoundTrip implements [http.RoundTripper].
 func (rt *RoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	rt.init()
 	send := req

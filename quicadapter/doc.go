@@ -1,4 +1,4 @@
-// Package quicadapter serves HTTP/3 (github.com/quic-go/quic-go) with the
+// Package quicadapter serves HTTP/3 ([github.com/quic-go/quic-go]) with the
 // session cache of package adapter: tickets resume over QUIC under the
 // application's control, and early data (0-RTT) is accepted at most once
 // per ticket, on every server of a fleet. The core and the adapter never
@@ -12,14 +12,14 @@
 //
 // # Server
 //
-// Server.Listen sets up the quic.Transport's ConnContext (ConnContext), so
-// that each connection's handshake is tracked (adapter.ConnSessionsFrom
+// [Server.Listen] sets up the quic.Transport's ConnContext ([ConnContext]),
+// so that each connection's handshake is tracked (adapter.ConnSessionsFrom
 // works in handlers, as with adapter.ConnContext over TCP), and it gives
 // the listener a config whose tickets record the HTTP/3 SETTINGS: 0-RTT is
 // refused for a ticket issued under SETTINGS it could break, the check
 // http3.Server makes only on listeners it creates itself (ListenAndServe,
 // Serve), which have no ConnContext. Handlers reach the connection with
-// ConnFrom, and adapter.InEarlyData tells a request that may be a replay.
+// [ConnFrom], and adapter.InEarlyData tells a request that may be a replay.
 //
 // Over QUIC the server's ticket is issued after the handshake, so the
 // handler of a 0-RTT request (or of a 1-RTT one that raced it) runs before
@@ -29,7 +29,7 @@
 //
 // # Early data
 //
-// crypto/tls accepts early data only over QUIC, checks no ticket age and
+// [crypto/tls] accepts early data only over QUIC, checks no ticket age and
 // keeps no record of used tickets: with its own tickets, a recorded 0-RTT
 // flight replayed to a server (or another server of the fleet) runs the
 // request's handler again. The adapter's EarlyDataPolicy is the defence
@@ -39,7 +39,7 @@
 // its requests are never read. Requests that arrived in early data on the
 // genuine connection can still be a replay of each other only through
 // the client; for those not safe to process twice, adapter.TooEarly
-// answers 425 Too Early (RFC 8470) and RoundTripper resends them after
+// answers 425 Too Early (RFC 8470) and [RoundTripper] resends them after
 // the handshake.
 //
 // Known limit: crypto/tls calls UnwrapSession before it checks the PSK

@@ -17,8 +17,8 @@ import (
 	"github.com/tlscache/tlscache/adapter"
 )
 
-// ConnContext is a quic.Transport.ConnContext that tracks each
-// connection's sessions, as adapter.ConnContext does for net/http over
+// ConnContext is a [quic.Transport.ConnContext] that tracks each
+// connection's sessions, as [adapter.ConnContext] does for [net/http] over
 // TCP: quic-go runs the connection's TLS handshake under the context it
 // returns, and derives every stream's and request's context from it, so
 // that adapter.ConnSessionsFrom(r.Context()) is the connection's record.
@@ -30,16 +30,16 @@ func ConnContext(ctx context.Context, _ *quic.ClientInfo) (context.Context, erro
 type connKey struct{}
 
 // ConnFrom returns the QUIC connection a request (its context) arrived
-// on, for connections a Server serves, or nil.
+// on, for connections a [Server] serves, or nil.
 func ConnFrom(ctx context.Context) *quic.Conn {
 	c, _ := ctx.Value(connKey{}).(*quic.Conn)
 	return c
 }
 
-// A Server serves HTTP/3 (an *http3.Server) with the sessions of an
-// *adapter.Server: tickets resume and carry early data under the adapter's
+// A Server serves HTTP/3 (an [*http3.Server]) with the sessions of an
+// [*adapter.Server]: tickets resume and carry early data under the adapter's
 // policies, each connection's sessions are tracked, and handlers can tell
-// early-data requests (adapter.InEarlyData). Create one with NewServer.
+// early-data requests ([adapter.InEarlyData]). Create one with [NewServer].
 type Server struct {
 	h3       *http3.Server
 	sessions *adapter.Server
@@ -48,18 +48,18 @@ type Server struct {
 	conns, resumed, used0RTT atomic.Int64
 }
 
-// Stats count the HTTP/3 connections a Server handled.
+// Stats count the HTTP/3 connections a [Server] handled.
 type Stats struct {
 	Conns    int64 `json:"conns"`     // connections handed to HTTP/3
 	Resumed  int64 `json:"resumed"`   // of those, resumed from a ticket
 	Used0RTT int64 `json:"used_0rtt"` // of those, with early data accepted
 }
 
-// NewServer binds h3.TLSConfig to sessions (adapter.Server.Install: a
+// NewServer binds h3.TLSConfig to sessions ([adapter.Server.Install]: a
 // config bound already to sessions is fine, one bound to another Server is
-// adapter.ErrBound) and sets h3.ConnContext, keeping the one h3 had, so
-// that requests carry their connection (ConnFrom) and its handshake state
-// (adapter.InEarlyData). Set h3's fields before NewServer.
+// [adapter.ErrBound]) and sets h3.ConnContext, keeping the one h3 had, so
+// that requests carry their connection ([ConnFrom]) and its handshake state
+// ([adapter.InEarlyData]). Set h3's fields before NewServer.
 func NewServer(h3 *http3.Server, sessions *adapter.Server) (*Server, error) {
 	if h3.TLSConfig == nil {
 		return nil, errors.New("tlscache/quicadapter: http3.Server.TLSConfig is not set")
@@ -97,13 +97,14 @@ func (s *Server) Stats() Stats {
 }
 
 // Listen returns an early listener on tr for the server, to pass to
-// http3.Server.ServeListener (or use Serve). It sets tr.ConnContext to
-// ConnContext, after the one tr had, so call it before tr dials or listens.
-// The listener's TLS config is a clone of h3.TLSConfig speaking "h3" whose
-// tickets record the server's HTTP/3 SETTINGS, and 0-RTT is refused for a
-// ticket issued under SETTINGS it could break: the check http3.Server makes
-// on the listeners it creates itself, and not on ServeListener's. Its QUIC
-// config is h3.QUICConfig, or one that allows 0-RTT (http3's default).
+// [http3.Server.ServeListener] (or use [Server.Serve]). It sets
+// tr.ConnContext to [ConnContext], after the one tr had, so call it before
+// tr dials or listens. The listener's TLS config is a clone of h3.TLSConfig
+// speaking "h3" whose tickets record the server's HTTP/3 SETTINGS, and 0-RTT
+// is refused for a ticket issued under SETTINGS it could break: the check
+// [http3.Server] makes on the listeners it creates itself, and not on
+// ServeListener's. Its QUIC config is h3.QUICConfig, or one that allows
+// 0-RTT (http3's default).
 func (s *Server) Listen(tr *quic.Transport) (*quic.EarlyListener, error) {
 	user := tr.ConnContext
 	tr.ConnContext = func(ctx context.Context, ci *quic.ClientInfo) (context.Context, error) {
@@ -125,8 +126,8 @@ func (s *Server) Listen(tr *quic.Transport) (*quic.EarlyListener, error) {
 	return tr.ListenEarly(s.settings.config(s.h3.TLSConfig), qc)
 }
 
-// Serve serves HTTP/3 on tr until the http3.Server is closed; it returns
-// what http3.Server.ServeListener returns. The listener is closed when it
+// Serve serves HTTP/3 on tr until the [http3.Server] is closed; it returns
+// what [http3.Server.ServeListener] returns. The listener is closed when it
 // returns.
 func (s *Server) Serve(tr *quic.Transport) error {
 	ln, err := s.Listen(tr)

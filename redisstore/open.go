@@ -11,7 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Errors of Check, each wrapped with the address concerned and what to
+// Errors of [Check], each wrapped with the address concerned and what to
 // give instead.
 var (
 	// ErrUnreachable: no Redis answers at the address given.
@@ -35,7 +35,7 @@ var (
 const checkTimeout = 2 * time.Second
 
 // Open returns a client for the Redis deployment opts describes, made for a
-// Store, once Check has accepted it: like redis.NewUniversalClient (a
+// [Store], once [Check] has accepted it: like [redis.NewUniversalClient] (a
 // MasterName means Sentinel, two or more Addrs or IsClusterMode a
 // cluster, else a standalone Redis), with ContextTimeoutEnabled, a dial
 // made once rather than retried and failed commands retried once (not
@@ -85,13 +85,13 @@ func Open(ctx context.Context, opts *redis.UniversalOptions) (redis.UniversalCli
 
 // Check tells what c is connected to (a line for a log: "standalone",
 // "sentinel master NAME at ADDR", "cluster of N masters and M replicas"), or
-// why it cannot serve as a store: no Redis answers (ErrUnreachable), a
-// single Redis Cluster node given as a standalone Redis (ErrClusterNode), a
-// Sentinel without a master name (ErrSentinel), a replica (ErrReplica),
-// several addresses that are not cluster nodes (ErrNotCluster), a cluster
-// that does not serve all its slots (ErrClusterDown). It asks ROLE and
-// CLUSTER INFO. Call it at startup: each of these otherwise starts
-// silently, and then every store call fails.
+// why it cannot serve as a store: no Redis answers ([ErrUnreachable]), a
+// single Redis Cluster node given as a standalone Redis ([ErrClusterNode]),
+// a Sentinel without a master name ([ErrSentinel]), a replica
+// ([ErrReplica]), several addresses that are not cluster nodes
+// ([ErrNotCluster]), a cluster that does not serve all its slots
+// ([ErrClusterDown]). It asks ROLE and CLUSTER INFO. Call it at startup:
+// each of these otherwise starts silently, and then every store call fails.
 func Check(ctx context.Context, c redis.UniversalClient) (string, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc

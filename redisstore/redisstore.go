@@ -1,40 +1,41 @@
-// Package redisstore is a tlscache.Store on Redis, shared by the servers of
-// a fleet: standalone, Sentinel or Cluster, through go-redis's
-// UniversalClient. Put it behind a fleet.Tier, which seals what is stored,
-// bounds every call with a deadline and backs off from a failing Redis.
+// Package redisstore is a [tlscache.Store] on Redis, shared by the servers
+// of a fleet: standalone, Sentinel or Cluster, through go-redis's
+// [redis.UniversalClient]. Put it behind a fleet.Tier, which seals what is
+// stored, bounds every call with a deadline and backs off from a failing
+// Redis.
 //
-// Keys are Options.Prefix followed by the session's store key; a value's TTL
-// is the session's remaining lifetime, so Redis expires sessions by itself.
-// Take is GETDEL (Redis 6.2 or later): atomic across the fleet. Delete and
-// a successful Take publish the key on Options.Channel, and Watch
-// subscribes to it, so a removal on one server reaches the internal tier of
-// every other server within a round trip.
+// Keys are [Options.Prefix] followed by the session's store key; a value's
+// TTL is the session's remaining lifetime, so Redis expires sessions by
+// itself. [Store.Take] is GETDEL (Redis 6.2 or later): atomic across the
+// fleet. Delete and a successful Take publish the key on [Options.Channel],
+// and [Store.Watch] subscribes to it, so a removal on one server reaches the
+// internal tier of every other server within a round trip.
 //
-// For fleet.Tier's revocations the Store is a fleet.Revoker and a
-// fleet.LiveWatcher: Revoke deletes a key, keeps it as a tombstone in a
-// sorted set (prefix + "revoked"; on a Cluster two copies on different
-// masters) and publishes it, in one pipeline; Revoked lists the tombstones
-// for a resync; WatchLive publishes a heartbeat every HeartbeatInterval on
-// a channel of its own and reports hearing it, which is how a tier knows
-// its watch works (revoke.go, watch.go).
+// For fleet.Tier's revocations the [Store] is a fleet.Revoker and a
+// fleet.LiveWatcher: [Store.Revoke] deletes a key, keeps it as a tombstone
+// in a sorted set (prefix + "revoked"; on a Cluster two copies on different
+// masters) and publishes it, in one pipeline; [Store.Revoked] lists the
+// tombstones for a resync; [Store.WatchLive] publishes a heartbeat every
+// [HeartbeatInterval] on a channel of its own and reports hearing it, which
+// is how a tier knows its watch works (revoke.go, watch.go).
 //
 // The client must have ContextTimeoutEnabled set, so that the deadline of
 // each call is honoured: without it a dead Redis would hold every handshake
-// for the client's ReadTimeout (seconds). New refuses such a client when it
-// is a *redis.Client (standalone or Sentinel), *redis.ClusterClient or
-// *redis.Ring; it cannot look inside other implementations.
+// for the client's ReadTimeout (seconds). [New] refuses such a client when
+// it is a [*redis.Client] (standalone or Sentinel), [*redis.ClusterClient]
+// or [*redis.Ring]; it cannot look inside other implementations.
 //
-// Open makes a client for a standalone Redis, a Sentinel set (MasterName)
+// [Open] makes a client for a standalone Redis, a Sentinel set (MasterName)
 // or a Redis Cluster (several Addrs) as a store needs it, and checks it
-// with Check, which refuses at startup what would otherwise fail on every
+// with [Check], which refuses at startup what would otherwise fail on every
 // call: a single cluster node given as a standalone Redis, sentinels
 // without a master name, a replica, nothing that answers.
 //
 // # Failover
 //
 // On a Redis Cluster, a failed call has the slot map reloaded (go-redis
-// reloads it only after MOVED replies, or every minute), Shard names the
-// master of a key so that a fleet.Tier backs off from one dead master
+// reloads it only after MOVED replies, or every minute), [Store.Shard] names
+// the master of a key so that a fleet.Tier backs off from one dead master
 // alone, Delete and Take publish on the master they wrote to, and Watch
 // subscribes on one node at a time, moving to another when it fails
 // (cluster.go). Through a Sentinel failover client, Watch subscribes on the
@@ -54,12 +55,12 @@ import (
 	"github.com/tlscache/tlscache/tlscache"
 )
 
-// DefaultPrefix is the key prefix when Options.Prefix is empty.
+// DefaultPrefix is the key prefix when [Options.Prefix] is empty.
 const DefaultPrefix = "tlscache:"
 
-// Options configure a Store; the zero value means the defaults.
+// Options configure a [Store]; the zero value means the defaults.
 type Options struct {
-	// Prefix starts every key; empty means DefaultPrefix. Servers that
+	// Prefix starts every key; empty means [DefaultPrefix]. Servers that
 	// share sessions use the same prefix (and the same sealing keys).
 	Prefix string
 	// Channel is where deletions are published; empty means Prefix
@@ -67,7 +68,7 @@ type Options struct {
 	Channel string
 }
 
-// Store is a tlscache.Store and tlscache.Watcher on Redis.
+// Store is a [tlscache.Store] and [tlscache.Watcher] on Redis.
 type Store struct {
 	c       redis.UniversalClient
 	cluster *cluster // nil unless c is a *redis.ClusterClient
@@ -84,7 +85,7 @@ var (
 	_ tlscache.Claimer = (*Store)(nil)
 )
 
-// ErrNoContextTimeout is New's error for a client that ignores context
+// ErrNoContextTimeout is [New]'s error for a client that ignores context
 // deadlines.
 var ErrNoContextTimeout = errors.New("tlscache/redisstore: the client must set ContextTimeoutEnabled, or a dead Redis stalls handshakes for its ReadTimeout")
 
@@ -118,13 +119,13 @@ func New(c redis.UniversalClient, opts *Options) (*Store, error) {
 	return s, nil
 }
 
-// Get implements tlscache.Store.
+// Get implements [tlscache.Store].
 func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	b, err := s.c.Get(ctx, s.prefix+key).Bytes()
 	return b, s.miss(err)
 }
 
-// Put implements tlscache.Store with SET PX.
+// Put implements [tlscache.Store] with SET PX.
 func (s *Store) Put(ctx context.Context, key string, data []byte, ttl time.Duration) error {
 	if ttl <= 0 {
 		return nil // SET with no expiry would keep it forever
@@ -135,7 +136,7 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, ttl time.Durat
 	return s.miss(s.c.Set(ctx, s.prefix+key, data, ttl).Err())
 }
 
-// Delete implements tlscache.Store: DEL, and the key published on the
+// Delete implements [tlscache.Store]: DEL, and the key published on the
 // channel (even when Redis no longer had it, since other servers may still
 // hold the session in their internal tier).
 func (s *Store) Delete(ctx context.Context, key string) error {
@@ -166,8 +167,8 @@ func (s *Store) Shard(key string) string {
 	return s.cluster.shard(s.prefix + key)
 }
 
-// Take implements tlscache.Store with GETDEL, and publishes the key when it
-// took something.
+// Take implements [tlscache.Store] with GETDEL, and publishes the key when
+// it took something.
 func (s *Store) Take(ctx context.Context, key string) ([]byte, error) {
 	b, err := s.c.GetDel(ctx, s.prefix+key).Bytes()
 	if err != nil {
@@ -183,7 +184,7 @@ func (s *Store) Take(ctx context.Context, key string) ([]byte, error) {
 	return b, nil
 }
 
-// Claim implements tlscache.Claimer with SET NX PX. A claim that Redis
+// Claim implements [tlscache.Claimer] with SET NX PX. A claim that Redis
 // evicts under maxmemory lets its ticket's early data be accepted once
 // more: run the fleet's Redis with maxmemory-policy noeviction (sessions
 // and claims expire by their TTLs).

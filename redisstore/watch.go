@@ -11,14 +11,14 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Heartbeat timing of Watch and WatchLive. Every HeartbeatInterval the
-// watch publishes a heartbeat on a channel of its own, through the client's
-// ordinary connections, and receives it on its subscription: hearing it
-// proves both that publishes go through and that the subscription
-// delivers (fleet.Tier stops trusting a watch that has not heard it for
-// fleet.Silence). A subscription not confirmed, or that has not delivered
-// a heartbeat, for silentAfter is taken for dead (silently dropped by a
-// NAT, a load balancer or a partition; a PING would not tell, as a
+// Heartbeat timing of [Store.Watch] and [Store.WatchLive]. Every
+// [HeartbeatInterval] the watch publishes a heartbeat on a channel of its
+// own, through the client's ordinary connections, and receives it on its
+// subscription: hearing it proves both that publishes go through and that
+// the subscription delivers (fleet.Tier stops trusting a watch that has not
+// heard it for fleet.Silence). A subscription not confirmed, or that has not
+// delivered a heartbeat, for silentAfter is taken for dead (silently dropped
+// by a NAT, a load balancer or a partition; a PING would not tell, as a
 // connection that lost its subscription still answers it) and replaced.
 // While Redis refuses writes (CLIENT PAUSE WRITE) that means a new
 // subscription every silentAfter.
@@ -43,9 +43,10 @@ func (s *Store) Watch(ctx context.Context, deleted func(key string), lost func()
 	return s.WatchLive(ctx, deleted, lost, nil)
 }
 
-// WatchLive is Watch that also calls alive each time the watch receives its
-// own heartbeat (see HeartbeatInterval); it implements fleet.LiveWatcher.
-// alive may be called from several goroutines at once (Sentinel).
+// WatchLive is [Store.Watch] that also calls alive each time the watch
+// receives its own heartbeat (see [HeartbeatInterval]); it implements
+// fleet.LiveWatcher. alive may be called from several goroutines at once
+// (Sentinel).
 func (s *Store) WatchLive(ctx context.Context, deleted func(message string), synced func(), alive func()) error {
 	b := make([]byte, 8)
 	rand.Read(b)

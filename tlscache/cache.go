@@ -52,64 +52,66 @@ func (r Reason) String() string {
 	return "unknown"
 }
 
-// Options configure a Cache. The zero value of each field means its default.
+// Options configure a [Cache]. The zero value of each field means its
+// default.
 type Options struct {
 	// Mode is the initial mode; zero means [Server]. [Off] has the value
 	// zero, so Mode cannot say it: set Off.
 	Mode Mode
-	// Off starts the cache in mode [Off] (Mode without its Client and
-	// Server bits): no handshake stores a session, and sessions added with
+	// Off starts the cache in mode [Off] ([Mode] without its [Client] and
+	// [Server] bits): no handshake stores a session, and sessions added with
 	// [Cache.Add] still resume.
 	Off bool
 	// MaxSessions is the most sessions the cache holds; zero means
-	// DefaultSize and a negative value means no limit, as for MaxBytes.
+	// [DefaultSize] and a negative value means no limit, as for MaxBytes.
 	// ([Cache.SetSize] keeps OpenSSL's meaning, where 0 is no limit: every
 	// field of Options means its default at zero.)
 	MaxSessions int
 	// Timeout is given to sessions added without one; zero means
-	// DefaultTimeout.
+	// [DefaultTimeout].
 	Timeout time.Duration
 	// MaxBytes bounds the memory the cache holds in sessions: each costs
 	// 3/2 of the length of its ID, IDContext and State (plus 8) and 96
 	// bytes more, what its entry, its index place and the arenas' slack
-	// take at most (Cache.Bytes). A session with a Value and an empty State
+	// take at most ([Cache.Bytes]). A session with a Value and an empty State
 	// is charged its ValueSize in place of State's length.
 	// When an Add would exceed it, sessions are evicted as when the cache
-	// is full. Zero means DefaultMaxBytes; a negative value means no limit.
+	// is full. Zero means [DefaultMaxBytes]; a negative value means no limit.
 	// Value is not counted.
 	MaxBytes int64
 	// MaxSessionBytes is the most a single session's ID, IDContext and
 	// State may take together: a larger session (a client certificate chain
 	// of hundreds of kilobytes, say) is not cached, and counted in
-	// Stats.TooLarge; the handshake goes on without it. Zero means
-	// DefaultMaxSessionBytes; a negative value means MaxBytes alone bounds
+	// [Stats.TooLarge]; the handshake goes on without it. Zero means
+	// [DefaultMaxSessionBytes]; a negative value means MaxBytes alone bounds
 	// it.
 	MaxSessionBytes int
 
 	// NewHook is called with each session a handshake creates, when the
-	// mode has that handshake's role, whether or not NoInternalStore is set
-	// (SSL_CTX_sess_set_new_cb). An error counts in StoreErrors.
+	// mode has that handshake's role, whether or not [NoInternalStore] is set
+	// (SSL_CTX_sess_set_new_cb). An error counts in [Stats.StoreErrors].
 	NewHook func(s *Session) error
 	// GetHook is asked for a session the internal cache did not supply
 	// (SSL_CTX_sess_set_get_cb). With take set (single use), it must remove
 	// the session atomically as it returns it. It returns (nil, nil) or
-	// ErrCacheMiss for a miss; any other error counts in StoreErrors and is a
-	// miss.
+	// [ErrCacheMiss] for a miss; any other error counts in [Stats.StoreErrors]
+	// and is a miss.
 	GetHook func(id []byte, take bool) (*Session, error)
-	// RemoveHook is called when a session leaves the cache, and on Remove of
-	// an ID that was not cached, so an external cache learns to forget it
-	// (SSL_CTX_sess_set_remove_cb). An error counts in StoreErrors. For
-	// reason Taken, an error makes Take miss: ErrCacheMiss says that a
-	// shared store's atomic take found the session already gone (another
-	// server took it first), any other error that the take could not be
-	// confirmed. So a ticket resumes at most once across a fleet.
+	// RemoveHook is called when a session leaves the cache, and on
+	// [Cache.Remove] of an ID that was not cached, so an external cache learns
+	// to forget it (SSL_CTX_sess_set_remove_cb). An error counts in
+	// [Stats.StoreErrors]. For reason [Taken], an error makes [Cache.Take]
+	// miss: [ErrCacheMiss] says that a shared store's atomic take found the
+	// session already gone (another server took it first), any other error that
+	// the take could not be confirmed. So a ticket resumes at most once across
+	// a fleet.
 	RemoveHook func(s *Session, why Reason) error
 
-	// Now is the clock; nil means time.Now. Tests pass a fake one.
+	// Now is the clock; nil means [time.Now]. Tests pass a fake one.
 	Now func() time.Time
 }
 
-// Byte limits by default: room for DefaultSize sessions with a few
+// Byte limits by default: room for [DefaultSize] sessions with a few
 // kilobytes of client certificates each.
 const (
 	DefaultMaxBytes        = 64 << 20
@@ -117,8 +119,9 @@ const (
 )
 
 // A Cache is OpenSSL's SSL_CTX session cache: a bounded, concurrent map from
-// session ID to Session, with a mode, a size limit, a default timeout, three
-// hooks and statistics. It is safe for concurrent use. Create one with New.
+// session ID to [Session], with a mode, a size limit, a default timeout,
+// three hooks and statistics. It is safe for concurrent use. Create one with
+// [New].
 type Cache struct {
 	mode    atomic.Uint32
 	timeout atomic.Int64
@@ -237,7 +240,7 @@ func New(opts *Options) *Cache {
 	return c
 }
 
-// Now returns the time on the cache's clock (Options.Now).
+// Now returns the time on the cache's clock ([Options.Now]).
 func (c *Cache) Now() time.Time { return c.now() }
 
 // nowNano is Now in unix nanoseconds. On the default clock it reads only
@@ -263,8 +266,8 @@ func (c *Cache) Timeout() time.Duration { return time.Duration(c.timeout.Load())
 
 // SetTimeout sets the timeout for sessions added from now on and returns the
 // previous one (SSL_CTX_set_timeout). Sessions already cached keep theirs.
-// Zero means DefaultTimeout, as in Options.Timeout and OpenSSL; a negative
-// value is ignored.
+// Zero means [DefaultTimeout], as in [Options.Timeout] and OpenSSL; a
+// negative value is ignored.
 func (c *Cache) SetTimeout(d time.Duration) time.Duration {
 	if d < 0 {
 		return c.Timeout()
@@ -285,7 +288,7 @@ func (c *Cache) Size() int {
 // SetSize sets the size limit and returns the previous one
 // (SSL_CTX_sess_set_cache_size). Zero means no limit; a negative value is
 // ignored. Shrinking below the number of cached sessions evicts the ones
-// that expire soonest at once, each counted in CacheFull.
+// that expire soonest at once, each counted in [Stats.CacheFull].
 func (c *Cache) SetSize(n int) int {
 	if n < 0 {
 		return c.Size()
@@ -319,7 +322,7 @@ func (c *Cache) Len() int {
 	return c.t.n
 }
 
-// Bytes returns what the cached sessions cost against Options.MaxBytes.
+// Bytes returns what the cached sessions cost against [Options.MaxBytes].
 func (c *Cache) Bytes() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -340,16 +343,16 @@ func (c *Cache) Stats() Stats {
 
 // Add adds s to the cache (SSL_CTX_add_session) and reports whether it was
 // inserted. A session with a new ID is inserted; one whose ID is held by a
-// different *Session replaces it without calling the remove hook. Adding
+// different [*Session] replaces it without calling the remove hook. Adding
 // the very session that is cached is a no-op that returns false (with
-// UpdateTime it still refreshes the creation time). A session with an empty
-// ID, one held by another Cache, or one above Options.MaxSessionBytes
-// (counted in TooLarge) is refused.
+// [UpdateTime] it still refreshes the creation time). A session with an
+// empty ID, one held by another Cache, or one above
+// [Options.MaxSessionBytes] (counted in [Stats.TooLarge]) is refused.
 //
 // An unset creation time becomes now and an unset timeout the cache's. When
 // the cache is full (in count or in bytes), the session that expires soonest
 // (ties: the oldest insertion) is evicted, never s itself, even if s expires
-// first. A session added with Add is established (see Promote): its
+// first. A session added with Add is established (see [Cache.Promote]): its
 // handshake is taken to have completed.
 func (c *Cache) Add(s *Session) bool {
 	if s == nil || len(s.ID) == 0 {
@@ -523,10 +526,10 @@ func (c *Cache) promoteLocked(i int32, evicted []*Session) []*Session {
 
 // Promote marks s as established: its handshake is known to have
 // completed (see the package doc on admission). A cached s is promoted at
-// once; one not cached yet is stored established when NewSession adds it.
-// It reports whether s is cached. The adapter promotes the sessions of TLS
-// 1.2 handshakes and of resumed ones before it calls NewSession; a lookup
-// that finds a session promotes it too.
+// once; one not cached yet is stored established when [Cache.NewSession]
+// adds it. It reports whether s is cached. The adapter promotes the sessions
+// of TLS 1.2 handshakes and of resumed ones before it calls NewSession; a
+// lookup that finds a session promotes it too.
 func (c *Cache) Promote(s *Session) bool {
 	if s == nil {
 		return false
@@ -632,9 +635,9 @@ func (c *Cache) Remove(s *Session) bool {
 	return i != noSlot
 }
 
-// RemoveID removes the session with this ID, like Remove. The remove hook
-// receives the cached session, or a Session holding only the ID when none
-// was cached.
+// RemoveID removes the session with this ID, like [Cache.Remove]. The remove
+// hook receives the cached session, or a [Session] holding only the ID when
+// none was cached.
 func (c *Cache) RemoveID(id []byte) bool {
 	if len(id) == 0 {
 		return false
@@ -656,9 +659,9 @@ func (c *Cache) RemoveID(id []byte) bool {
 
 // Invalidate removes the session with this ID from the internal cache
 // because a shared store reports that another process removed it: the
-// fleet-wide half of Remove. It reports whether one was cached; the remove
-// hook is called with reason Invalidated only then, so a store hook knows
-// not to propagate the removal again.
+// fleet-wide half of [Cache.Remove]. It reports whether one was cached; the
+// remove hook is called with reason [Invalidated] only then, so a store hook
+// knows not to propagate the removal again.
 //
 // A get-hook result read before the invalidation but returned after it is
 // not resumed nor copied in: a revocation cannot be undone by a lookup that
@@ -683,7 +686,8 @@ func (c *Cache) Invalidate(id []byte) bool {
 
 // Flush removes every session expired at t (SSL_CTX_flush_sessions): those
 // with t > Created+Timeout. The zero time removes all. The remove hook is
-// called for each; Timeouts is not counted. It returns how many it removed.
+// called for each; [Stats.Timeouts] is not counted. It returns how many it
+// removed.
 func (c *Cache) Flush(t time.Time) int {
 	if t.IsZero() {
 		return c.FlushAll()
@@ -738,8 +742,8 @@ func (c *Cache) FlushAll() int {
 // Peek returns the cached session with this ID, or nil. It is not a lookup:
 // it checks neither context nor expiry, counts nothing and calls no hook.
 // A session added by hand, or with a Value, is returned itself; one that a
-// handshake stored (NewSession) without a Value is kept as bytes only, and
-// Peek returns a copy that stands for it (see Session).
+// handshake stored ([Cache.NewSession]) without a Value is kept as bytes
+// only, and Peek returns a copy that stands for it (see [Session]).
 func (c *Cache) Peek(id []byte) *Session {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -750,8 +754,8 @@ func (c *Cache) Peek(id []byte) *Session {
 }
 
 // All yields the sessions cached when it is called, in no particular order,
-// as Peek returns them. The cache is not locked while yielding. Use
-// (*Session).Info for the metadata without the secret state.
+// as [Cache.Peek] returns them. The cache is not locked while yielding. Use
+// [Session.Info] for the metadata without the secret state.
 func (c *Cache) All() iter.Seq[*Session] {
 	return func(yield func(*Session) bool) {
 		for _, s := range c.snapshot() {
@@ -763,9 +767,9 @@ func (c *Cache) All() iter.Seq[*Session] {
 }
 
 // RemoveFunc removes every cached session for which match returns true, as
-// Remove does, and returns how many it removed: revocation by predicate.
-// match runs without the cache lock held, on the sessions cached when
-// RemoveFunc was called; a session replaced meanwhile is left alone.
+// [Cache.Remove] does, and returns how many it removed: revocation by
+// predicate. match runs without the cache lock held, on the sessions cached
+// when RemoveFunc was called; a session replaced meanwhile is left alone.
 func (c *Cache) RemoveFunc(match func(*Session) bool) int {
 	var hit []*Session
 	for _, s := range c.snapshot() {

@@ -2,10 +2,10 @@
 // concurrent cache of TLS sessions with OpenSSL's modes, operations, hooks and
 // statistics, so that an application decides which sessions may resume.
 //
-// The package is the engine, with no dependency on crypto/tls; package
-// github.com/tlscache/tlscache/adapter binds it to a *tls.Config on the
-// server side (WrapSession/UnwrapSession) and the client side
-// (tls.ClientSessionCache).
+// The package is the engine, with no dependency on [crypto/tls]; package
+// [github.com/tlscache/tlscache/adapter] binds it to a [crypto/tls.Config]
+// on the server side (WrapSession/UnwrapSession) and the client side
+// ([crypto/tls.ClientSessionCache]).
 //
 // # From OpenSSL to Go
 //
@@ -35,52 +35,55 @@
 //	ssl_update_cache (a handshake's session)  (*Cache).NewSession, (*Cache).HandshakeStart / HandshakeDone
 //	i2d_SSL_SESSION / d2i_SSL_SESSION         (*Session).MarshalBinary / UnmarshalBinary
 //
-// Beyond OpenSSL: Stats.ContextMismatches, Stats.StoreErrors and per-tier
-// hits (Stats.InternalHits, Stats.ExternalHits); Take for single-use
-// sessions; RemoveFunc for revocation by predicate; All to list sessions;
-// Peek; a Reason passed to the remove hook; external stores; a byte budget
-// (Options.MaxBytes, Options.MaxSessionBytes, Cache.Bytes, Stats.TooLarge);
-// and admission that protects established sessions (Promote,
-// Stats.Refused).
+// Beyond OpenSSL: [Stats.ContextMismatches], [Stats.StoreErrors] and
+// per-tier hits ([Stats.InternalHits], [Stats.ExternalHits]); [Cache.Take]
+// for single-use sessions; [Cache.RemoveFunc] for revocation by predicate;
+// [Cache.All] to list sessions; [Cache.Peek]; a [Reason] passed to the
+// remove hook; external stores; a byte budget ([Options.MaxBytes],
+// [Options.MaxSessionBytes], [Cache.Bytes], [Stats.TooLarge]); and
+// admission that protects established sessions ([Cache.Promote],
+// [Stats.Refused]).
 //
 // # External stores
 //
-// A Store is the small interface a shared cache implements (context first,
-// bytes, a TTL, Take for single use, ErrCacheMiss), and a Watcher one that
-// reports what other processes deleted; a Claimer records a key once (for
-// the early-data claims of a fleet). MemoryStore implements all three in
-// process; package github.com/tlscache/tlscache/redisstore implements them
-// on Redis; package github.com/tlscache/tlscache/fleet turns a Store into
-// the three hooks, sealing each session, bounding each call with a
-// deadline and backing off from a failing store. Every Store passes the
-// suite in package storetest. Three rules serve shared stores: Invalidate
-// drops a session another process removed, calling the remove hook with
-// reason Invalidated (not to be propagated again); a get-hook result that
-// raced with an Invalidate of its ID (or a FlushAll) is a miss and is not
-// copied in, so a revocation is not undone by a lookup in flight; and a
-// remove hook that answers reason Taken with an error makes Take miss,
-// since another server took the session first or the store could not say.
+// A [Store] is the small interface a shared cache implements (context
+// first, bytes, a TTL, Take for single use, [ErrCacheMiss]), and a
+// [Watcher] one that reports what other processes deleted; a [Claimer]
+// records a key once (for the early-data claims of a fleet). [MemoryStore]
+// implements all three in process; package
+// [github.com/tlscache/tlscache/redisstore] implements them on Redis;
+// package [github.com/tlscache/tlscache/fleet] turns a Store into the
+// three hooks, sealing each session, bounding each call with a deadline
+// and backing off from a failing store. Every Store passes the suite in
+// package [github.com/tlscache/tlscache/tlscache/storetest]. Three rules
+// serve shared stores: [Cache.Invalidate] drops a session another process
+// removed, calling the remove hook with reason [Invalidated] (not to be
+// propagated again); a get-hook result that raced with an Invalidate of
+// its ID (or a [Cache.FlushAll]) is a miss and is not copied in, so a
+// revocation is not undone by a lookup in flight; and a remove hook that
+// answers reason [Taken] with an error makes Take miss, since another
+// server took the session first or the store could not say.
 //
 // # Behaviour
 //
 // A session is expired at t iff t > Created+Timeout: it is still valid at
-// exactly its expiry time. The defaults are OpenSSL's: mode Server, size
-// DefaultSize (20480), timeout DefaultTimeout (7200 s, OpenSSL's real
+// exactly its expiry time. The defaults are OpenSSL's: mode [Server], size
+// [DefaultSize] (20480), timeout [DefaultTimeout] (7200 s, OpenSSL's real
 // default; its man page says 300 s).
 //
 // The cache never holds more than Size sessions (OpenSSL 3 keeps Size-1),
-// nor more than MaxBytes in sessions (DefaultMaxBytes, 64 MiB). When Add
-// needs room it evicts the session that expires soonest, ties going to the
-// oldest insertion, and never the session being added, even when that one
-// expires first. A session larger than MaxSessionBytes (64 KiB by default:
-// a client certificate chain of hundreds of kilobytes, say) is not cached
-// and is counted in TooLarge; the handshake that made it goes on.
+// nor more than MaxBytes in sessions ([DefaultMaxBytes], 64 MiB). When
+// [Cache.Add] needs room it evicts the session that expires soonest, ties
+// going to the oldest insertion, and never the session being added, even
+// when that one expires first. A session larger than MaxSessionBytes (64 KiB
+// by default: a client certificate chain of hundreds of kilobytes, say) is
+// not cached and is counted in TooLarge; the handshake that made it goes on.
 //
 // # Admission
 //
 // crypto/tls issues a TLS 1.3 ticket before it has read the client's
 // Finished, so a handshake that never completes still makes a session. The
-// sessions NewSession stores for a server handshake are therefore
+// sessions [Cache.NewSession] stores for a server handshake are therefore
 // probationary: they may evict only each other, never an established
 // session. A session is established when it was added with Add, when a
 // lookup finds it (its client came back), or when Promote vouches for it;
@@ -100,40 +103,41 @@
 // Where this package decides differently from OpenSSL, on points OpenSSL
 // leaves to chance:
 //   - A get-hook result is copied into the internal cache before its
-//     context and expiry are checked, as in OpenSSL: with UpdateTime the
+//     context and expiry are checked, as in OpenSSL: with [UpdateTime] the
 //     copy refreshes it, so it cannot be found expired. A result whose ID
 //     is not the one asked for is ignored and counted in StoreErrors.
 //   - A get-hook result with no creation time or timeout gets now and the
 //     cache's timeout.
-//   - Every way out of the cache (Remove, eviction, flush, expiry at lookup,
-//     Take) marks the session not resumable, and Remove also marks the
-//     session passed in. Internal lookups do not look at the flag, so a
+//   - Every way out of the cache ([Cache.Remove], eviction, flush, expiry at
+//     lookup, Take) marks the session not resumable, and Remove also marks
+//     the session passed in. Internal lookups do not look at the flag, so a
 //     session added again by hand resumes; get-hook results that are not
 //     resumable are ignored.
 //   - Automatic clearing runs on every 255th completed handshake of a role
-//     the mode has (255, 510, ...), counted with AcceptGood or ConnectGood.
-//   - Options.Mode zero means the default, Server; start with Off through
-//     SetMode(Off).
-//   - A *Session lives in at most one Cache at a time; adding one that
+//     the mode has (255, 510, ...), counted with [Stats.AcceptGood] or
+//     [Stats.ConnectGood].
+//   - [Options.Mode] zero means the default, Server; start with [Off]
+//     through SetMode(Off).
+//   - A [*Session] lives in at most one [Cache] at a time; adding one that
 //     another Cache holds is refused.
 //
 // # Security
 //
-// Session.State holds the resumption secret: whoever has it can resume the
-// session, and for TLS 1.2 decrypt the connections that used it. The
-// encoding of MarshalBinary is not encrypted; seal it before it leaves the
-// process. A session that leaves the cache is unlinked at once and its
-// bytes in the cache's arenas are zeroed, so its secret becomes unreachable
-// as soon as the application and the hooks let go of their copies; the
-// cache never zeroes a Session's State, since the application may still
-// hold and re-add the session.
+// [Session.State] holds the resumption secret: whoever has it can resume
+// the session, and for TLS 1.2 decrypt the connections that used it. The
+// encoding of [Session.MarshalBinary] is not encrypted; seal it before it
+// leaves the process. A session that leaves the cache is unlinked at once
+// and its bytes in the cache's arenas are zeroed, so its secret becomes
+// unreachable as soon as the application and the hooks let go of their
+// copies; the cache never zeroes a Session's State, since the application
+// may still hold and re-add the session.
 //
 // Memory is bounded by Size and by MaxBytes, however fast sessions are
 // created and however large what peers send (a session kept as a Value
 // alone, as adapter's ClientCache keeps a client session no hook reads,
-// is charged the estimate in its ValueSize, and Size bounds how many such
-// Values are held); IDs of any length and content
-// are looked up safely; UnmarshalBinary accepts any bytes without panicking
+// is charged the estimate in its [Session.ValueSize], and Size bounds how
+// many such Values are held); IDs of any length and content are looked up
+// safely; [Session.UnmarshalBinary] accepts any bytes without panicking
 // or allocating more than its input. A session is found and removed by the
 // ID it had when it was added, so a Session modified after Add breaks
 // nothing but itself.
@@ -147,8 +151,8 @@
 // IDContext kept once. A million such sessions are a few dozen heap
 // objects, not millions, and add nothing to each GC cycle's marking.
 // Sessions added with Add or carrying a Value are also kept themselves, in
-// a side table, because Peek, Lookup and the hooks hand that very object
-// back; the others are handed out as copies that stand for the cached
+// a side table, because Peek, [Cache.Lookup] and the hooks hand that very
+// object back; the others are handed out as copies that stand for the cached
 // session (see Session). The expiry order is a FIFO queue per timeout for
 // sessions that arrive in the order they expire (the common case: every
 // operation O(1)) and a binary heap for the others.
@@ -161,9 +165,9 @@
 // RemoveFunc's predicate run with no lock held, so they may call back into
 // the cache, and they may run concurrently with each other. A hook that
 // panics leaves the cache unlocked and consistent; when one of several
-// removals' hooks panics (a Flush, say), the others are still called and
-// the first panic is raised again afterwards. Counters are atomic or
+// removals' hooks panics (a [Cache.Flush], say), the others are still called
+// and the first panic is raised again afterwards. Counters are atomic or
 // counted under the lock the operation holds anyway. On the default clock,
-// lookups read the monotonic clock only. Stats is a snapshot whose counters
-// are read one by one.
+// lookups read the monotonic clock only. [Stats] is a snapshot whose
+// counters are read one by one.
 package tlscache

@@ -14,13 +14,14 @@ const (
 	flagCreated     = 1 << 0 // the creation time is set
 )
 
-// Limits on what UnmarshalBinary accepts.
+// Limits on what [Session.UnmarshalBinary] accepts.
 const (
 	MaxIDLen    = math.MaxUint16 // a TLS 1.3 PSK identity is at most this long
 	MaxStateLen = 1 << 24        // a session with a long certificate chain fits
 )
 
-// ErrInvalidSession is wrapped by every error UnmarshalBinary returns.
+// ErrInvalidSession is wrapped by every error [Session.UnmarshalBinary]
+// returns.
 var ErrInvalidSession = errors.New("tlscache: invalid session encoding")
 
 // MarshalBinary encodes the session for an external store or a file: a
@@ -51,10 +52,10 @@ func (s *Session) MarshalBinary() ([]byte, error) {
 	return b, nil
 }
 
-// UnmarshalBinary decodes what MarshalBinary encoded into a session that is
-// not in any cache. It copies what it keeps from data. Malformed input of
-// any length gives an error wrapping ErrInvalidSession, never a panic, and
-// allocates no more than len(data).
+// UnmarshalBinary decodes what [Session.MarshalBinary] encoded into a
+// session that is not in any cache. It copies what it keeps from data.
+// Malformed input of any length gives an error wrapping [ErrInvalidSession],
+// never a panic, and allocates no more than len(data).
 func (s *Session) UnmarshalBinary(data []byte) error {
 	if s.owner.Load() != nil {
 		return errors.New("tlscache: UnmarshalBinary into a cached session")

@@ -8,30 +8,32 @@ import (
 // Lookup finds the session to resume for a connection that offers id under
 // idContext: the path of OpenSSL's ssl_get_prev_session.
 //
-//  1. Unless NoInternalLookup, the internal cache is searched; not finding
-//     the ID counts Misses.
+//  1. Unless [NoInternalLookup], the internal cache is searched; not finding
+//     the ID counts [Stats.Misses].
 //  2. If that gave nothing and a get hook is set, the hook is asked. A
 //     result that is not resumable, or is for another ID, is ignored; a
-//     resumable one counts CbHits and is copied into the internal cache
-//     unless NoInternalStore (with UpdateTime, that refreshes it).
+//     resumable one counts [Stats.CbHits] and is copied into the internal
+//     cache unless [NoInternalStore] (with [UpdateTime], that refreshes it).
 //  3. A session under another IDContext is a silent miss that keeps the
-//     entry (ContextMismatches).
-//  4. An expired session counts Timeouts, is removed (the remove hook
-//     fires) and is a miss.
-//  5. Otherwise it is a hit (Hits, and InternalHits or ExternalHits).
+//     entry ([Stats.ContextMismatches]).
+//  4. An expired session counts [Stats.Timeouts], is removed (the remove
+//     hook fires) and is a miss.
+//  5. Otherwise it is a hit ([Stats.Hits], and [Stats.InternalHits] or
+//     [Stats.ExternalHits]).
 //
 // Lookup returns nil on a miss. It runs whatever the mode's role bits: a
-// session added by hand resumes even with mode Off.
+// session added by hand resumes even with mode [Off].
 func (c *Cache) Lookup(id, idContext []byte) *Session {
 	return c.lookup(id, idContext, false)
 }
 
-// Take is Lookup for single use (RFC 8446, section 8.1): a session it returns
-// has left the internal cache atomically, with the remove hook called with
-// reason Taken, so two connections racing with one ticket resume at most
-// once. The get hook is asked with take set, and its result is not copied in.
-// When the remove hook answers a take with an error (a shared store whose
-// own atomic take lost the race, or could not be asked), Take misses.
+// Take is [Cache.Lookup] for single use (RFC 8446, section 8.1): a session
+// it returns has left the internal cache atomically, with the remove hook
+// called with reason [Taken], so two connections racing with one ticket
+// resume at most once. The get hook is asked with take set, and its result
+// is not copied in. When the remove hook answers a take with an error (a
+// shared store whose own atomic take lost the race, or could not be asked),
+// Take misses.
 func (c *Cache) Take(id, idContext []byte) *Session {
 	return c.lookup(id, idContext, true)
 }
@@ -199,10 +201,10 @@ func (c *Cache) unlinkIfCached(s *Session) bool {
 	return true
 }
 
-// NewSession records a session that a handshake of the given role (Client
-// or Server) has just created: OpenSSL's ssl_update_cache. When the mode has
-// that role, the session is added to the internal cache unless
-// NoInternalStore is set, and the new hook is called either way. An unset
+// NewSession records a session that a handshake of the given role ([Client]
+// or [Server]) has just created: OpenSSL's ssl_update_cache. When the mode
+// has that role, the session is added to the internal cache unless
+// [NoInternalStore] is set, and the new hook is called either way. An unset
 // creation time and timeout get their defaults in every case, so that the
 // hook sees them. It reports whether the session was added.
 func (c *Cache) NewSession(role Mode, s *Session) bool {
@@ -227,8 +229,8 @@ func (c *Cache) NewSession(role Mode, s *Session) bool {
 	return added
 }
 
-// HandshakeStart counts a handshake of the given role (Client or Server) as
-// started: Connect or Accept.
+// HandshakeStart counts a handshake of the given role ([Client] or [Server])
+// as started: [Stats.Connect] or [Stats.Accept].
 func (c *Cache) HandshakeStart(role Mode) {
 	switch role {
 	case Client:
@@ -239,8 +241,9 @@ func (c *Cache) HandshakeStart(role Mode) {
 }
 
 // HandshakeDone counts a handshake of the given role as completed
-// (ConnectGood or AcceptGood). Unless NoAutoClear is set, every 255th
-// completed handshake of a role that the mode has runs Flush(now).
+// ([Stats.ConnectGood] or [Stats.AcceptGood]). Unless [NoAutoClear] is set,
+// every 255th completed handshake of a role that the mode has runs
+// Flush(now).
 func (c *Cache) HandshakeDone(role Mode) {
 	var n int64
 	switch role {

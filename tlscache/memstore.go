@@ -6,11 +6,12 @@ import (
 	"time"
 )
 
-// MemoryStore is a Store and Watcher in process memory, the zero-configuration
-// default: caches that share one MemoryStore behave like servers sharing one
-// Redis, which makes it the reference implementation and a test double that
-// needs no network. It holds at most its size; when full, Put drops the
-// entry that expires soonest. Create one with NewMemoryStore.
+// MemoryStore is a [Store] and [Watcher] in process memory, the
+// zero-configuration default: caches that share one MemoryStore behave like
+// servers sharing one Redis, which makes it the reference implementation and
+// a test double that needs no network. It holds at most its size; when full,
+// [MemoryStore.Put] drops the entry that expires soonest. Create one with
+// [NewMemoryStore].
 type MemoryStore struct {
 	now func() time.Time
 	max int
@@ -33,8 +34,8 @@ var (
 )
 
 // NewMemoryStore returns an empty store holding at most size entries (zero
-// means DefaultSize, negative no limit), on the clock now (nil means
-// time.Now).
+// means [DefaultSize], negative no limit), on the clock now (nil means
+// [time.Now]).
 func NewMemoryStore(size int, now func() time.Time) *MemoryStore {
 	switch {
 	case size == 0:
@@ -48,7 +49,7 @@ func NewMemoryStore(size int, now func() time.Time) *MemoryStore {
 	return &MemoryStore{now: now, max: size, m: make(map[string]memEntry), watchers: make(map[*memWatcher]struct{})}
 }
 
-// Get implements Store.
+// Get implements [Store].
 func (m *MemoryStore) Get(ctx context.Context, key string) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -62,7 +63,7 @@ func (m *MemoryStore) Get(ctx context.Context, key string) ([]byte, error) {
 	return append([]byte(nil), e.data...), nil
 }
 
-// Put implements Store.
+// Put implements [Store].
 func (m *MemoryStore) Put(ctx context.Context, key string, data []byte, ttl time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -100,7 +101,7 @@ func (m *MemoryStore) makeRoom(now time.Time) {
 	}
 }
 
-// Delete implements Store.
+// Delete implements [Store].
 func (m *MemoryStore) Delete(ctx context.Context, key string) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -112,7 +113,7 @@ func (m *MemoryStore) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
-// Take implements Store.
+// Take implements [Store].
 func (m *MemoryStore) Take(ctx context.Context, key string) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -147,9 +148,9 @@ func (m *MemoryStore) Len() int {
 	return len(m.m)
 }
 
-// Watch implements Watcher. Deletions are reported synchronously, before
-// Delete or Take returns; lost is called once, when the watch starts, since
-// nothing is lost in process after that.
+// Watch implements [Watcher]. Deletions are reported synchronously, before
+// [MemoryStore.Delete] or [MemoryStore.Take] returns; lost is called once,
+// when the watch starts, since nothing is lost in process after that.
 func (m *MemoryStore) Watch(ctx context.Context, deleted func(key string), lost func()) error {
 	w := &memWatcher{deleted: deleted}
 	m.mu.Lock()

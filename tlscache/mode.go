@@ -16,11 +16,11 @@ const (
 	// run: a session added by hand still resumes.
 	Off Mode = 0x000
 	// Client stores sessions created by client handshakes (unless
-	// NoInternalStore) and passes them to the new hook.
+	// [NoInternalStore]) and passes them to the new hook.
 	Client Mode = 0x001
 	// Server does the same for server handshakes. It is the default mode.
 	Server Mode = 0x002
-	// Both is Client|Server.
+	// Both is [Client] | [Server].
 	Both Mode = Client | Server
 	// NoAutoClear turns off the expiry sweep that otherwise runs every 255
 	// completed handshakes.
@@ -30,12 +30,14 @@ const (
 	NoInternalLookup Mode = 0x100
 	// NoInternalStore keeps handshakes from adding sessions to the internal
 	// cache and keeps get-hook results from being copied into it. The new
-	// hook still fires and Add still works: this is controlled resumption.
+	// hook still fires and [Cache.Add] still works: this is controlled
+	// resumption.
 	NoInternalStore Mode = 0x200
-	// NoInternal is NoInternalLookup|NoInternalStore: an external cache alone.
+	// NoInternal is [NoInternalLookup] | [NoInternalStore]: an external cache
+	// alone.
 	NoInternal Mode = NoInternalLookup | NoInternalStore
-	// UpdateTime makes Add (explicit, or copying a get-hook result in) reset
-	// the session's creation time to now.
+	// UpdateTime makes [Cache.Add] (explicit, or copying a get-hook result in)
+	// reset the session's creation time to now.
 	UpdateTime Mode = 0x400
 )
 
@@ -77,9 +79,9 @@ func (m Mode) String() string {
 	return strings.Join(parts, "|")
 }
 
-// ParseMode parses what String prints: flag names joined by "|", "," or "+"
-// (case does not matter, spaces are ignored), or a number such as "0x202".
-// Unknown names and bits OpenSSL does not define are an error.
+// ParseMode parses what [Mode.String] prints: flag names joined by "|", ","
+// or "+" (case does not matter, spaces are ignored), or a number such as
+// "0x202". Unknown names and bits OpenSSL does not define are an error.
 func ParseMode(s string) (Mode, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {

@@ -49,11 +49,11 @@ func (s *Session) String() string {
 	return b.String()
 }
 
-// Format writes String for every verb, so that no verb (%x, %#v, %+v)
-// reaches the fields.
+// Format writes [Session.String] for every verb, so that no verb (%x, %#v,
+// %+v) reaches the fields.
 func (s *Session) Format(f fmt.State, verb rune) { f.Write([]byte(s.String())) }
 
-// LogValue is the session as log/slog records it: its metadata and the
+// LogValue is the session as [log/slog] records it: its metadata and the
 // length of its state.
 func (s *Session) LogValue() slog.Value {
 	if s == nil {
@@ -75,7 +75,7 @@ func (s *Session) LogValue() slog.Value {
 
 // MarshalJSON encodes the session's metadata, never its state: a Session
 // that reaches a JSON log or API answer does not leak its secret. The
-// session's own encoding, secret included, is MarshalBinary.
+// session's own encoding, secret included, is [Session.MarshalBinary].
 func (s *Session) MarshalJSON() ([]byte, error) {
 	if s == nil {
 		return []byte("null"), nil

@@ -10,22 +10,23 @@ import (
 //
 // ID, IDContext, State and Value are set before the session is first added
 // to a cache and must not be modified afterwards (like the fields of a
-// tls.Config in use). The creation time and timeout are read and changed
-// through methods, because changing them while the session is cached moves
-// it in the cache's expiry order.
+// [crypto/tls.Config] in use). The creation time and timeout are read and
+// changed through methods, because changing them while the session is cached
+// moves it in the cache's expiry order.
 //
-// Identity matters: Add of the very same *Session twice is a no-op, while a
-// different *Session with the same ID replaces the cached one. A cache keeps
-// the *Session itself when it was added with Add or has a Value; a session
-// that a handshake stored (Cache.NewSession) without a Value is kept as
-// bytes only, out of the garbage collector's way, and the cache hands out
-// copies of it (Lookup, Peek, All, the hooks). Such a copy stands for the
-// cached session: Add of it is a no-op, SetCreated and SetTimeout move the
-// cached session, and it is Resumable while that session is cached. The
-// cache finds and removes a session by the ID it had when it was added.
+// Identity matters: [Cache.Add] of the very same *Session twice is a no-op,
+// while a different *Session with the same ID replaces the cached one. A
+// cache keeps the *Session itself when it was added with Add or has a Value;
+// a session that a handshake stored ([Cache.NewSession]) without a Value is
+// kept as bytes only, out of the garbage collector's way, and the cache
+// hands out copies of it ([Cache.Lookup], [Cache.Peek], [Cache.All], the
+// hooks). Such a copy stands for the cached session: Add of it is a no-op,
+// [Session.SetCreated] and [Session.SetTimeout] move the cached session, and
+// it is Resumable while that session is cached. The cache finds and removes
+// a session by the ID it had when it was added.
 type Session struct {
 	// ID is the key the session is found by. Server side: the ticket
-	// identity handed to the client. Client side: the session key crypto/tls
+	// identity handed to the client. Client side: the session key [crypto/tls]
 	// passes to its ClientSessionCache (the server name). Must not be empty.
 	ID []byte
 	// IDContext says which virtual host or policy the session belongs to.
@@ -39,7 +40,7 @@ type Session struct {
 	Value any
 	// ValueSize is, for a session with a Value and an empty State, an
 	// estimate of the bytes its State would take: it is charged against
-	// Options.MaxBytes and MaxSessionBytes in place of State's length, so
+	// [Options.MaxBytes] and MaxSessionBytes in place of State's length, so
 	// that a session kept only as a Value (the State encoded when something
 	// asks for it) still costs what it holds. It is ignored otherwise, and
 	// never serialized.
@@ -58,7 +59,8 @@ type Session struct {
 }
 
 // Created returns the creation time (OpenSSL's SSL_SESSION_get_time), or the
-// zero time if it was never set. Add sets an unset creation time to now.
+// zero time if it was never set. [Cache.Add] sets an unset creation time to
+// now.
 func (s *Session) Created() time.Time {
 	if !s.hasCreated.Load() {
 		return time.Time{}
@@ -68,7 +70,7 @@ func (s *Session) Created() time.Time {
 
 // SetCreated sets the creation time (SSL_SESSION_set_time). A cached session
 // moves to its new place in the expiry order at once. The zero time unsets
-// it, so that the next Add sets it to now.
+// it, so that the next [Cache.Add] sets it to now.
 func (s *Session) SetCreated(t time.Time) {
 	if t.IsZero() {
 		s.hasCreated.Store(false)
@@ -81,8 +83,8 @@ func (s *Session) SetCreated(t time.Time) {
 }
 
 // Timeout returns how long after its creation the session stays valid
-// (SSL_SESSION_get_timeout), or 0 if it was never set. Add sets an unset
-// timeout to the cache's timeout.
+// (SSL_SESSION_get_timeout), or 0 if it was never set. [Cache.Add] sets an
+// unset timeout to the cache's timeout.
 func (s *Session) Timeout() time.Duration { return time.Duration(s.timeout.Load()) }
 
 // SetTimeout sets the session's lifetime (SSL_SESSION_set_timeout); zero or

@@ -1,4 +1,4 @@
-// Package storetest is the conformance suite for tlscache.Store
+// Package storetest is the conformance suite for [tlscache.Store]
 // implementations: every store runs the same cases, so the in-memory store
 // and a shared one (Redis) are interchangeable behind the cache's hooks.
 //
@@ -20,7 +20,7 @@ import (
 	"github.com/tlscache/tlscache/tlscache"
 )
 
-// Harness tells Run how to reach the store under test.
+// Harness tells [Run] how to reach the store under test.
 type Harness struct {
 	// New returns an empty store for one test case.
 	New func(t *testing.T) tlscache.Store
