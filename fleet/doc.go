@@ -118,8 +118,29 @@
 // (2 x 250 ms; three with the claim), for the handshakes before the
 // back-off starts (at once for a store that fails from the start, within
 // a window for one that was busy) and for one probe per back-off.
-// [Options.Logger] gets a line when a back-off starts and when it ends,
-// never one per handshake.
+// [Options.Logger] gets a line, once per change and never one per
+// handshake, at each of these events:
+//
+//   - Warn "fleet: store failing, backing off: full handshakes where it is
+//     needed" when a back-off starts (attributes shard, failed, calls,
+//     window, back_off);
+//   - Info "fleet: store answers again, back-off ended" when it ends
+//     (shard, down_for);
+//   - Warn "fleet: watch lost: resumptions are full handshakes until it
+//     resyncs" when the tier stops trusting its watch (with FailOpen:
+//     "fleet: watch lost: FailOpen, still resuming: revocations may be
+//     missed until it resyncs"; attribute reason: heartbeat silent, not
+//     subscribed, or quarantine after a fault; and silent_for for a
+//     silent heartbeat);
+//   - Info "fleet: watch resynced, trusted again" when it trusts it again
+//     (lost_for).
+//
+// The watch's trust is checked every 50 ms while Watch runs: a loss
+// shorter than that may go unlogged ([Stats.Untrusted] counts them), a loss
+// is logged only once the watch first worked, and Watch stopping is not
+// one. The cache's own Logger ([tlscache.Options.Logger]) reports
+// bursts of context mismatches: servers that share the store but whose
+// sessions do not resume on each other.
 //
 // A removal that fails is retried on a timer (see Revocation). A lookup
 // whose store read raced with a revocation does not bring the session back

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -88,6 +89,8 @@ type revState struct {
 	alive      atomic.Int64 // since base, of the last heartbeat; 0: none yet
 	trustFrom  atomic.Int64 // since base
 	distrusts  atomic.Int64
+	log        *slog.Logger
+	lostAt     atomic.Int64 // since base, when the loss of trust was logged; 0: not lost
 	closed     chan struct{}
 	closeOnce  sync.Once
 	kick       chan struct{} // retry now
@@ -108,6 +111,7 @@ func (r *revState) init(opts *Options) {
 	r.id = hex.EncodeToString(b)
 	r.base = time.Now()
 	r.failOpen = opts.FailOpen
+	r.log = opts.Logger
 	r.lifetime = opts.Lifetime
 	if r.lifetime <= 0 {
 		r.lifetime = tlscache.DefaultTimeout
@@ -127,18 +131,29 @@ func (r *revState) mono() int64 { return int64(time.Since(r.base)) }
 // the get hook misses and an [adapter.Server] watched by this tier resumes
 // nothing: fail closed. [Options.FailOpen] makes it always true.
 func (t *Tier) Trusted() bool {
-	r := &t.rev
-	if r.failOpen || !r.watching.Load() {
-		return true
+	return t.rev.failOpen || t.rev.why() == ""
+}
+
+// whySilent is why a LiveWatcher's watch is not trusted after Silence.
+const whySilent = "heartbeat silent"
+
+// why says why the watch is not trusted now, FailOpen aside; "" if it
+// is.
+func (r *revState) why() string {
+	if !r.watching.Load() {
+		return ""
 	}
 	if !r.synced.Load() {
-		return false
+		return "not subscribed, resubscribing"
 	}
 	now := r.mono()
 	if r.live && now-r.alive.Load() > int64(Silence) {
-		return false
+		return whySilent
 	}
-	return now >= r.trustFrom.Load()
+	if now < r.trustFrom.Load() {
+		return "quarantine after a fault"
+	}
+	return ""
 }
 
 // Close stops the tier's background retries. Removals still pending are
@@ -215,9 +230,9 @@ func (t *Tier) Watch(ctx context.Context, target Target) error {
 		t.startRetry()
 		t.checkReady()
 	}
-	if !member {
+	if !member || t.rev.log != nil {
 		stop, done := make(chan struct{}), make(chan struct{})
-		go func() { defer close(done); t.flushWhenUntrusted(target, stop) }()
+		go func() { defer close(done); t.guard(ctx, target, !member, stop) }()
 		defer func() { close(stop); <-done }()
 	}
 	// Whatever ends the watch, nothing is heard from then on (this runs
@@ -235,32 +250,71 @@ func (t *Tier) Watch(ctx context.Context, target Target) error {
 // waits for it before accepting connections.
 func (t *Tier) Ready() <-chan struct{} { return t.ready }
 
-// guardInterval is how often a plain target's trust is checked.
+// guardInterval is how often the watch's trust is checked, for a plain
+// target and for Options.Logger.
 const guardInterval = 50 * time.Millisecond
 
-// flushWhenUntrusted flushes a target that cannot check trust itself (a
-// plain Cache) each time the tier stops trusting its watch, so that its
-// internal tier fails closed too: what it holds afterwards was issued or
-// read while the watch was trusted again.
-func (t *Tier) flushWhenUntrusted(target Target, stop <-chan struct{}) {
+// guard checks the watch's trust every guardInterval while the watch of
+// ctx runs, and logs its changes (logTrust). With flush it also flushes a
+// target that cannot check trust itself (a plain Cache) each time the tier
+// stops trusting its watch, so that its internal tier fails closed too:
+// what it holds afterwards was issued or read while the watch was trusted
+// again.
+func (t *Tier) guard(ctx context.Context, target Target, flush bool, stop <-chan struct{}) {
 	tick := time.NewTicker(guardInterval)
 	defer tick.Stop()
 	was := t.Trusted()
+	armed := false // the watch was trusted once: a loss from then on is logged
 	for {
 		select {
 		case <-stop:
-			if !t.rev.failOpen {
+			if flush && !t.rev.failOpen {
 				target.FlushAll()
 			}
 			return
 		case <-tick.C:
 		}
-		now := t.Trusted()
-		if was && !now {
+		why := t.rev.why()
+		now := t.rev.failOpen || why == "" // Trusted
+		if flush && was && !now {
 			target.FlushAll()
 		}
 		was = now
+		armed = armed || why == ""
+		if armed && ctx.Err() == nil { // not the watch being stopped
+			t.logTrust(why)
+		}
 	}
+}
+
+// logTrust logs a change of the watch's trust, once: a Warn when it is
+// lost (why says why), an Info when it is back, with how long it was lost.
+func (t *Tier) logTrust(why string) {
+	r := &t.rev
+	if r.log == nil {
+		return
+	}
+	now := max(r.mono(), 1)
+	if why != "" {
+		if !r.lostAt.CompareAndSwap(0, now) {
+			return // already logged
+		}
+		args := []any{"reason", why}
+		if alive := r.alive.Load(); why == whySilent && alive > 0 {
+			args = append(args, "silent_for", time.Duration(now-alive).Round(time.Millisecond))
+		}
+		if r.failOpen {
+			r.log.Warn("fleet: watch lost: FailOpen, still resuming: revocations may be missed until it resyncs", args...)
+		} else {
+			r.log.Warn("fleet: watch lost: resumptions are full handshakes until it resyncs", args...)
+		}
+		return
+	}
+	lost := r.lostAt.Load()
+	if lost == 0 || !r.lostAt.CompareAndSwap(lost, 0) {
+		return
+	}
+	r.log.Info("fleet: watch resynced, trusted again", "lost_for", time.Duration(now-lost).Round(time.Millisecond))
 }
 
 func (t *Tier) checkReady() {

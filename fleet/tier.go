@@ -81,7 +81,10 @@ type Options struct {
 	Now func() time.Time
 	// Logger, if set, gets a line when the store (or a shard) starts
 	// failing and the back-off starts, and when it answers again and the
-	// back-off ends: once per change, never per handshake.
+	// back-off ends; and, while Watch runs, a line when the tier stops
+	// trusting its watch (see Tier.Trusted) and one when it trusts it
+	// again (resynced): once per change, never per handshake. Give the
+	// cache the same Logger (tlscache.Options.Logger).
 	Logger *slog.Logger
 	// Lifetime is how long a revocation is kept in the store as a
 	// tombstone: the longest session timeout of the fleet. Zero means

@@ -33,7 +33,7 @@ type fleetOptions struct {
 	keys         []fleet.Key
 	timeout      time.Duration // per store call; zero: one second, so a busy CI machine resumes reliably; negative: fleet.DefaultTimeout
 	mode         tlscache.Mode // zero: Server (two tiers)
-	log          *slog.Logger  // the tier's
+	log          *slog.Logger  // the tier's and the cache's
 	opts         *adapter.ServerOptions
 	untracked    bool // handshakes run without a ConnSessions
 	failOpen     bool // fleet.Options.FailOpen
@@ -75,7 +75,7 @@ func startMember(t *testing.T, cfg *tls.Config, o fleetOptions) *fleetMember {
 		t.Fatal(err)
 	}
 	t.Cleanup(tier.Close)
-	cache := tlscache.New(tier.Hooks(&tlscache.Options{Mode: o.mode}))
+	cache := tlscache.New(tier.Hooks(&tlscache.Options{Mode: o.mode, Logger: o.log}))
 	var serverOpts []func(*server)
 	if o.untracked {
 		serverOpts = append(serverOpts, untracked)

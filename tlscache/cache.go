@@ -3,6 +3,7 @@ package tlscache
 import (
 	"errors"
 	"iter"
+	"log/slog"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -109,6 +110,15 @@ type Options struct {
 
 	// Now is the clock; nil means [time.Now]. Tests pass a fake one.
 	Now func() time.Time
+	// Logger, if set, gets a Warn line when context mismatches come in a
+	// burst (MismatchBurst within MismatchWindow: sessions found under
+	// another IDContext, a silent miss, as when servers with different
+	// certificates, client-auth settings or IDContexts share a store), and
+	// an Info line when the burst has ended (a MismatchWindow with no
+	// mismatch, noticed at the next mismatch or new session): once per
+	// change, never per handshake, never under the cache's lock. Nil means
+	// no logs.
+	Logger *slog.Logger
 }
 
 // Byte limits by default: room for [DefaultSize] sessions with a few
@@ -143,6 +153,8 @@ type Cache struct {
 	locked lockedCounters
 	size   int // 0: no limit
 	inval  invalidations
+
+	mismatch mismatches // bursts of context mismatches, for Options.Logger
 }
 
 // invalidations remember what Invalidate and FlushAll removed recently, so
@@ -237,6 +249,7 @@ func New(opts *Options) *Cache {
 	if opts.Timeout > 0 {
 		c.timeout.Store(int64(opts.Timeout))
 	}
+	c.mismatch.log = opts.Logger
 	return c
 }
 

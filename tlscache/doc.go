@@ -64,6 +64,19 @@
 // answers reason [Taken] with an error makes Take miss, since another
 // server took the session first or the store could not say.
 //
+// # Logs
+//
+// With Options.Logger set, the cache logs two lines, once per change and
+// never per handshake: a Warn when context mismatches
+// (Stats.ContextMismatches: sessions found under another IDContext, a
+// silent miss) come in a burst, MismatchBurst (10) within MismatchWindow
+// (10 s), as when servers with different certificates, client-auth
+// settings or IDContexts share a store; and an Info when the burst has
+// ended, after a MismatchWindow without a mismatch (noticed at the next
+// mismatch or new session), with the burst's count. Counting costs a
+// mismatch a few atomic operations and a hit nothing; lines are written
+// with no lock of the cache held.
+//
 // # Behaviour
 //
 // A session is expired at t iff t > Created+Timeout: it is still valid at

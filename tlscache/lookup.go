@@ -76,7 +76,7 @@ func (c *Cache) lookup(id, idContext []byte, take bool) *Session {
 		s.fillDefaults(now, c.Timeout(), false)
 	}
 	if !bytes.Equal(s.IDContext, idContext) {
-		c.stats.contextMismatches.Add(1)
+		c.contextMismatch(now)
 		return nil
 	}
 	if now > s.expiry() {
@@ -145,7 +145,7 @@ func (c *Cache) lookupInternal(id, idContext []byte, take bool) (s *Session, fou
 	e := &t.ents[i]
 	if t.ctxs.get(e.ctx) != string(idContext) {
 		c.mu.Unlock()
-		c.stats.contextMismatches.Add(1)
+		c.contextMismatch(now)
 		return nil, true
 	}
 	if now > e.exp() {
@@ -208,6 +208,7 @@ func (c *Cache) unlinkIfCached(s *Session) bool {
 // creation time and timeout get their defaults in every case, so that the
 // hook sees them. It reports whether the session was added.
 func (c *Cache) NewSession(role Mode, s *Session) bool {
+	c.checkMismatchBurst()
 	mode := c.Mode()
 	if s == nil || len(s.ID) == 0 || mode&role&Both == 0 {
 		return false
