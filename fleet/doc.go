@@ -138,7 +138,7 @@
 // The watch's trust is checked every 50 ms while Watch runs: a loss
 // shorter than that may go unlogged ([Stats.Untrusted] counts them), a loss
 // is logged only once the watch first worked, and Watch stopping is not
-// one. The cache's own Logger ([tlscache.Options.Logger]) reports
+// one. The cache's own Logger (tlscache.Options.Logger) reports
 // bursts of context mismatches: servers that share the store but whose
 // sessions do not resume on each other.
 //
