@@ -95,6 +95,9 @@ func NewServer(store tlscache.Store, opts *ServerOptions) (*Server, error) {
 	}
 	srv := adapter.NewServer(tlscache.New(co), &so)
 	srv.SetFleet(tier.link()) // at once: an approval made before the watch runs reaches the store
+	// Distrusted from now, not from when the goroutine starts the watch:
+	// nothing resumes before the watch first works.
+	tier.rev.watching.Store(true)
 	ctx, stop := context.WithCancel(context.Background())
 	s := &Server{Server: srv, tier: tier, stop: stop, done: make(chan struct{})}
 	go func() {

@@ -151,6 +151,14 @@ func TestNewServerClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	select {
+	case <-srv.Ready():
+		t.Log("the watch was ready before NewServer's caller looked")
+	default:
+		if srv.Tier().Trusted() {
+			t.Fatal("trusted before the watch works: a session revoked meanwhile could resume")
+		}
+	}
 	<-srv.Ready()
 	if !srv.Tier().Trusted() {
 		t.Fatal("not trusted once ready")
