@@ -83,6 +83,9 @@ func NewServer(store tlscache.Store, opts *ServerOptions) (*Server, error) {
 		return nil, err
 	}
 	co := tier.Hooks(&opts.Cache)
+	if co.Logger == nil {
+		co.Logger = opts.Logger
+	}
 	so := opts.Server
 	if opts.ApprovedOnly {
 		co.Mode |= tlscache.Server | tlscache.NoInternalStore

@@ -132,7 +132,7 @@ func run(log *slog.Logger, cfg config) error {
 	if size == 0 {
 		size = -1 // tlscache.Options: negative means no limit
 	}
-	opts := tlscache.Options{Mode: mode, Off: mode == tlscache.Off, MaxSessions: size, Timeout: cfg.timeout}
+	opts := tlscache.Options{Mode: mode, Off: mode == tlscache.Off, MaxSessions: size, Timeout: cfg.timeout, Logger: log}
 	// Under -policy login, sessions issued on connections resumed from an
 	// approved session are approved too: clients rotate tickets.
 	srvOpts := adapter.ServerOptions{SingleUse: cfg.singleUse, InheritApproval: true, EarlyData: early}
