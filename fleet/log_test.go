@@ -5,44 +5,15 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tlscache/tlscache/fleet"
+	"github.com/tlscache/tlscache/internal/testlog"
 	"github.com/tlscache/tlscache/internal/testwait"
 	"github.com/tlscache/tlscache/tlscache"
 )
-
-// capture is a slog.Handler that keeps the lines it is given.
-type capture struct {
-	mu    sync.Mutex
-	lines []string // "LEVEL message key=value ..."
-}
-
-func (h *capture) Enabled(context.Context, slog.Level) bool { return true }
-func (h *capture) WithAttrs([]slog.Attr) slog.Handler       { return h }
-func (h *capture) WithGroup(string) slog.Handler            { return h }
-
-func (h *capture) Handle(_ context.Context, r slog.Record) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s", r.Level, r.Message)
-	r.Attrs(func(a slog.Attr) bool {
-		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
-		return true
-	})
-	h.mu.Lock()
-	h.lines = append(h.lines, b.String())
-	h.mu.Unlock()
-	return nil
-}
-
-func (h *capture) got() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]string(nil), h.lines...)
-}
 
 // liveStore is a MemoryStore with a watch whose heartbeat (every 20 ms)
 // the test can silence, and whose resync (the tombstones' reload) it can
@@ -121,7 +92,7 @@ func TestWatchLossLogged(t *testing.T) {
 	for _, failOpen := range []bool{false, true} {
 		t.Run(fmt.Sprintf("FailOpen=%v", failOpen), func(t *testing.T) {
 			t.Parallel()
-			logs := &capture{}
+			logs := &testlog.Handler{}
 			clk := newClock()
 			store := &liveStore{MemoryStore: tlscache.NewMemoryStore(0, clk.Now), resub: make(chan struct{}), held: make(chan struct{})}
 			tier, _ := fleet.New(store, &fleet.Options{Keys: []fleet.Key{fleet.GenerateKey()}, Now: clk.Now,
@@ -158,13 +129,13 @@ func TestWatchLossLogged(t *testing.T) {
 			}
 			want := func(step string, n int) []string {
 				t.Helper()
-				got := logs.got()
+				got := logs.Lines()
 				if len(got) != n {
 					t.Fatalf("%s: %d lines, want %d: %q", step, len(got), n, got)
 				}
 				return got
 			}
-			lines := func(n int) func() bool { return func() bool { return len(logs.got()) >= n } }
+			lines := func(n int) func() bool { return func() bool { return len(logs.Lines()) >= n } }
 			lost := "WARN fleet: watch lost: resumptions are full handshakes until it resyncs"
 			if failOpen {
 				lost = "WARN fleet: watch lost: FailOpen, still resuming: revocations may be missed until it resyncs"
@@ -215,7 +186,7 @@ func TestWatchLossLogged(t *testing.T) {
 			if got := want("resubscribed", 4); !strings.HasPrefix(got[3], resynced) {
 				t.Fatalf("the second resync line: %q", got[3])
 			}
-			for _, l := range logs.got() {
+			for _, l := range logs.Lines() {
 				t.Log(l)
 			}
 

@@ -1,67 +1,17 @@
 package integration_test
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/tlscache/tlscache/internal/redistest"
+	"github.com/tlscache/tlscache/internal/testlog"
 	"github.com/tlscache/tlscache/internal/testwait"
 )
-
-// logRecords is a slog.Handler that keeps what it is given, with its time.
-type logRecords struct {
-	mu    sync.Mutex
-	lines []logRecord
-}
-
-type logRecord struct {
-	at   time.Time
-	text string // "LEVEL message key=value ..."
-}
-
-func (h *logRecords) Enabled(context.Context, slog.Level) bool { return true }
-func (h *logRecords) WithAttrs([]slog.Attr) slog.Handler       { return h }
-func (h *logRecords) WithGroup(string) slog.Handler            { return h }
-
-func (h *logRecords) Handle(_ context.Context, r slog.Record) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s", r.Level, r.Message)
-	r.Attrs(func(a slog.Attr) bool {
-		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
-		return true
-	})
-	h.mu.Lock()
-	h.lines = append(h.lines, logRecord{at: r.Time, text: b.String()})
-	h.mu.Unlock()
-	return nil
-}
-
-// count returns how many lines contain s, and when the first was logged.
-func (h *logRecords) count(s string) (n int, first time.Time) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, l := range h.lines {
-		if strings.Contains(l.text, s) {
-			if n == 0 {
-				first = l.at
-			}
-			n++
-		}
-	}
-	return n, first
-}
-
-func (h *logRecords) all() []logRecord {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]logRecord(nil), h.lines...)
-}
 
 // TestFleetLogOutage: Redis dies while handshakes run, then is restarted.
 // A server whose tier and cache share one logger logs, exactly once each,
@@ -75,7 +25,7 @@ func TestFleetLogOutage(t *testing.T) {
 	o.timeout = 50 * time.Millisecond
 	version := uint16(tls.VersionTLS13)
 	a := startMember(t, serverConfig(version, cert), o)
-	logs := &logRecords{}
+	logs := &testlog.Handler{}
 	o.log = slog.New(logs)
 	b := startMember(t, serverConfig(version, cert), o) // B alone logs
 
@@ -141,7 +91,7 @@ func TestFleetLogOutage(t *testing.T) {
 	logged := func(lines ...string) func() bool {
 		return func() bool {
 			for _, l := range lines {
-				if n, _ := logs.count(l); n == 0 {
+				if n, _ := logs.Count(l); n == 0 {
 					return false
 				}
 			}
@@ -153,7 +103,7 @@ func TestFleetLogOutage(t *testing.T) {
 	if n, r := counts(); r != n {
 		t.Fatalf("%d/%d handshakes resumed with Redis up", r, n)
 	}
-	if got := logs.all(); len(got) != 0 {
+	if got := logs.Records(); len(got) != 0 {
 		t.Fatalf("lines logged with Redis up: %v", got)
 	}
 
@@ -179,8 +129,8 @@ func TestFleetLogOutage(t *testing.T) {
 
 	n, r := counts()
 	t.Logf("%d handshakes on B, %d resumed; %d by the restart of Redis; tier stats of B: %+v", n, r, nDown, b.tier.Stats())
-	for _, l := range logs.all() {
-		t.Logf("%s  %s", l.at.Format("15:04:05.000"), l.text)
+	for _, l := range logs.Records() {
+		t.Logf("%s  %s", l.At.Format("15:04:05.000"), l.Text)
 	}
 	if len(hs.errs) > 0 {
 		t.Fatalf("%d handshakes failed: %v", len(hs.errs), hs.errs)
@@ -195,14 +145,14 @@ func TestFleetLogOutage(t *testing.T) {
 		{answers, up, "Redis restarted"},
 		{resynced, up, "Redis restarted"},
 	} {
-		n, first := logs.count(want.line)
+		n, first := logs.Count(want.line)
 		if n != 1 {
 			t.Errorf("%q logged %d times, want once", want.line, n)
 			continue
 		}
 		t.Logf("%q: %v after %s", want.line, first.Sub(want.since).Round(time.Millisecond), want.what)
 	}
-	if got := logs.all(); len(got) != 4 {
+	if got := logs.Records(); len(got) != 4 {
 		t.Errorf("%d lines logged, want 4", len(got))
 	}
 }

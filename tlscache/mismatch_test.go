@@ -1,50 +1,21 @@
 package tlscache
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/tlscache/tlscache/internal/testlog"
 )
-
-// capture is a slog.Handler that keeps what it is given.
-type capture struct {
-	mu    sync.Mutex
-	lines []string // "LEVEL message key=value ..."
-}
-
-func (h *capture) Enabled(context.Context, slog.Level) bool { return true }
-func (h *capture) WithAttrs([]slog.Attr) slog.Handler       { return h }
-func (h *capture) WithGroup(string) slog.Handler            { return h }
-
-func (h *capture) Handle(_ context.Context, r slog.Record) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s", r.Level, r.Message)
-	r.Attrs(func(a slog.Attr) bool {
-		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
-		return true
-	})
-	h.mu.Lock()
-	h.lines = append(h.lines, b.String())
-	h.mu.Unlock()
-	return nil
-}
-
-func (h *capture) got() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]string(nil), h.lines...)
-}
 
 // TestMismatchBurstLogged: MismatchBurst-1 context mismatches log nothing;
 // the next one logs one Warn, and the rest of the burst nothing; a quiet
 // MismatchWindow ends it with one Info (noticed at the next new session);
 // a new burst logs one Warn again. Lookups that hit log nothing.
 func TestMismatchBurstLogged(t *testing.T) {
-	logs := &capture{}
+	logs := &testlog.Handler{}
 	c, clk, _ := newTestCache(t, Options{Logger: slog.New(logs)})
 	c.Add(newSessionAt([]byte("s"), []byte("vhost-a"), []byte("state"), epoch, time.Hour))
 	mismatch := func(n int) {
@@ -57,7 +28,7 @@ func TestMismatchBurstLogged(t *testing.T) {
 	}
 	want := func(step string, n int) []string {
 		t.Helper()
-		got := logs.got()
+		got := logs.Lines()
 		if len(got) != n {
 			t.Fatalf("%s: %d lines, want %d: %q", step, len(got), n, got)
 		}
@@ -127,7 +98,7 @@ func TestMismatchBurstLogged(t *testing.T) {
 // nothing is tracked.
 func TestMismatchBurstFromHook(t *testing.T) {
 	for _, withLog := range []bool{true, false} {
-		logs := &capture{}
+		logs := &testlog.Handler{}
 		opts := Options{Mode: Server | NoInternal, GetHook: func(id []byte, take bool) (*Session, error) {
 			return newSessionAt(id, []byte("other server"), []byte("state"), epoch, time.Hour), nil
 		}}
@@ -140,8 +111,8 @@ func TestMismatchBurstFromHook(t *testing.T) {
 				t.Fatal("resumed under another IDContext")
 			}
 		}
-		if n := len(logs.got()); n != map[bool]int{true: 1, false: 0}[withLog] {
-			t.Fatalf("Logger set %v: %d lines %q", withLog, n, logs.got())
+		if n := len(logs.Lines()); n != map[bool]int{true: 1, false: 0}[withLog] {
+			t.Fatalf("Logger set %v: %d lines %q", withLog, n, logs.Lines())
 		}
 		if c.Stats().ContextMismatches != MismatchBurst {
 			t.Fatalf("ContextMismatches = %d", c.Stats().ContextMismatches)
@@ -164,7 +135,7 @@ func TestMismatchLoggerLookupAllocs(t *testing.T) {
 		return hit, mismatch
 	}
 	hit0, mis0 := allocs(nil)
-	hit1, mis1 := allocs(slog.New(&capture{}))
+	hit1, mis1 := allocs(slog.New(&testlog.Handler{}))
 	t.Logf("allocations per lookup: hit %v, mismatch %v without a Logger; %v and %v with one", hit0, mis0, hit1, mis1)
 	if hit1 > hit0 || mis1 > mis0 {
 		t.Fatal("the Logger adds allocations to lookups")
@@ -176,7 +147,7 @@ func BenchmarkLookupMismatch(b *testing.B) {
 		b.Run(fmt.Sprintf("logger=%v", withLog), func(b *testing.B) {
 			var opts Options
 			if withLog {
-				opts.Logger = slog.New(&capture{})
+				opts.Logger = slog.New(&testlog.Handler{})
 			}
 			c := New(&opts)
 			c.Add(&Session{ID: []byte("s"), IDContext: []byte("vhost-a"), State: []byte("state")})
