@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/tlscache/tlscache/adapter"
@@ -21,7 +22,7 @@ import (
 // (Not run here: it needs a Redis and certificate files; the example below
 // runs the same on an in-memory store.)
 func ExampleNewServer_redis() {
-	rdb, err := redisstore.Open(context.Background(), &redis.UniversalOptions{Addrs: []string{"127.0.0.1:6379"}})
+	rdb, err := redisstore.Open(context.Background(), &redis.UniversalOptions{Addrs: strings.Split(os.Getenv("REDIS_ADDRS"), ",")})
 	if err != nil {
 		log.Fatal(err)
 	}
