@@ -3,7 +3,6 @@ package tlscache
 import (
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -25,21 +24,25 @@ const (
 const mismatchHint = "servers with different certificates, client-auth settings or IDContext share a store? their sessions do not resume here"
 
 // mismatches watches for bursts of context mismatches, for
-// Options.Logger. In a burst a mismatch costs two atomic loads (last,
-// burst), and a store of last once a millisecond; outside one, a store
-// and two more (the window's count). Lookups that hit touch nothing here.
-// The transitions, rare, are decided under mu and logged after it is
-// released; no lock of the cache is held then.
+// Options.Logger. A mismatch (a miss: a full handshake follows) takes mu;
+// a hit touches nothing here. The lines are logged after mu is released,
+// and no lock of the cache is held then.
 type mismatches struct {
-	log   *slog.Logger // nil: nothing is tracked
-	last  atomic.Int64 // unix nanoseconds of the last mismatch; 0: none yet
-	burst atomic.Bool  // a burst was reported and has not ended
-	start atomic.Int64 // of the counting window (outside a burst)
-	n     atomic.Int64 // mismatches counted in that window
+	log *slog.Logger // nil: nothing is tracked
 
 	mu         sync.Mutex
-	burstStart int64 // when the burst's window opened: its first mismatch
-	burstFirst int64 // ContextMismatches then, less the burst's mismatches
+	start      int64 // the counting window's opening (unix nanoseconds): its first mismatch
+	n          int64 // mismatches counted in that window
+	last       int64 // the last mismatch
+	burst      bool  // a burst was reported and has not ended
+	burstStart int64 // when the burst's window opened
+	burstFirst int64 // ContextMismatches before the burst's window
+}
+
+// A burstEnd is what the Info line of a burst's end says.
+type burstEnd struct {
+	mismatches       int64
+	lasted, quietFor time.Duration
 }
 
 // contextMismatch counts a session found under another IDContext at now
@@ -51,72 +54,59 @@ func (c *Cache) contextMismatch(now int64) {
 	if m.log == nil {
 		return
 	}
-	prev := m.last.Load()
-	if m.burst.Load() {
-		if now-prev < int64(MismatchWindow) {
-			// The burst goes on. last is written once a millisecond at
-			// most: many cores mismatching at once mostly only read it.
-			if now-prev >= int64(time.Millisecond) {
-				m.last.Store(now)
-			}
-			return
-		}
-		m.end(now, prev, total-1) // a quiet window: the burst ended before this one
+	m.mu.Lock()
+	end := m.endLocked(now, total-1) // a quiet window ended the last burst before this one
+	if now-m.start >= int64(MismatchWindow) {
+		m.start, m.n = now, 0
 	}
-	m.last.Store(now)
-	if start := m.start.Load(); now-start >= int64(MismatchWindow) {
-		m.mu.Lock()
-		if start == m.start.Load() { // no other mismatch opened the window first
-			m.start.Store(now)
-			m.n.Store(0)
-		}
-		m.mu.Unlock()
+	m.last = now
+	m.n++
+	started := !m.burst && m.n >= MismatchBurst
+	if started {
+		m.burst, m.burstStart, m.burstFirst = true, m.start, total-m.n
 	}
-	if n := m.n.Add(1); n >= MismatchBurst && !m.burst.Load() {
-		m.mu.Lock()
-		started := !m.burst.Load()
-		if started {
-			m.burst.Store(true)
-			m.burstStart, m.burstFirst = m.start.Load(), total-n
-		}
-		m.mu.Unlock()
-		if started {
-			m.log.Warn("tlscache: burst of context mismatches: sessions found under another IDContext, full handshakes",
-				"mismatches", n, "within", MismatchWindow, "hint", mismatchHint)
-		}
+	n := m.n
+	m.mu.Unlock()
+	m.logEnd(end)
+	if started {
+		m.log.Warn("tlscache: burst of context mismatches: sessions found under another IDContext, full handshakes",
+			"mismatches", n, "within", MismatchWindow, "hint", mismatchHint)
 	}
 }
 
 // checkMismatchBurst ends a burst that has gone MismatchWindow without a
 // mismatch: an Info line, once. NewSession (a full handshake) calls it, so
-// that the end is reported even when no mismatch follows; an atomic load
-// unless a burst is on.
+// that the end is reported even when no mismatch follows.
 func (c *Cache) checkMismatchBurst() {
 	m := &c.mismatch
-	if m.log == nil || !m.burst.Load() {
+	if m.log == nil {
 		return
 	}
 	now := c.nowNano()
-	if last := m.last.Load(); now-last >= int64(MismatchWindow) {
-		m.end(now, last, c.stats.contextMismatches.Load())
+	m.mu.Lock()
+	end := m.endLocked(now, c.stats.contextMismatches.Load())
+	m.mu.Unlock()
+	m.logEnd(end)
+}
+
+// endLocked ends the burst if it has gone MismatchWindow without a
+// mismatch at now, total mismatches having been counted by then.
+func (m *mismatches) endLocked(now, total int64) *burstEnd {
+	if !m.burst || now-m.last < int64(MismatchWindow) {
+		return nil
+	}
+	m.burst = false
+	m.start, m.n = now, 0
+	return &burstEnd{
+		mismatches: total - m.burstFirst,
+		lasted:     time.Duration(m.last - m.burstStart).Round(time.Millisecond),
+		quietFor:   time.Duration(now - m.last).Round(time.Millisecond),
 	}
 }
 
-// end reports the burst's end, once, at now: its last mismatch was at
-// last, and total mismatches had been counted by then.
-func (m *mismatches) end(now, last, total int64) {
-	m.mu.Lock()
-	ended := m.burst.Load()
-	start, first := m.burstStart, m.burstFirst
-	if ended {
-		m.burst.Store(false)
-		m.start.Store(now)
-		m.n.Store(0)
-	}
-	m.mu.Unlock()
-	if ended {
+func (m *mismatches) logEnd(e *burstEnd) {
+	if e != nil {
 		m.log.Info("tlscache: context mismatches stopped, burst ended",
-			"mismatches", total-first, "lasted", time.Duration(last-start).Round(time.Millisecond),
-			"quiet_for", time.Duration(now-last).Round(time.Millisecond))
+			"mismatches", e.mismatches, "lasted", e.lasted, "quiet_for", e.quietFor)
 	}
 }
