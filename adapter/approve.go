@@ -15,12 +15,17 @@ import (
 // ticket. approve runs without the record's lock, possibly in a handshake's
 // goroutine; it sees each session once. [Server.Approve] is the usual
 // approve: it adds each session to the cache and, across a fleet, to the
-// store. On a nil record (an untracked connection) it approves nothing.
+// store. On a nil record (an untracked connection), or one revoked with
+// [Revocation.Conn] (a logout), it approves nothing.
 func (c *ConnSessions) Approve(approve func(*tlscache.Session)) {
 	if c == nil {
 		return
 	}
 	c.mu.Lock()
+	if c.revoked {
+		c.mu.Unlock()
+		return
+	}
 	c.approvers = append(c.approvers, approve)
 	now := c.allLocked() // under the same lock: each session once
 	c.mu.Unlock()

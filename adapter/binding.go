@@ -66,6 +66,11 @@ func (b *binding) wrap(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, er
 	if !cs.DidResume {
 		resumed, pmeta = nil, nil
 	}
+	if b.rec.isRevoked() {
+		// Logged out before this (QUIC, post-handshake) ticket: one that
+		// resumes nothing. See Revocation.Conn.
+		return randomID(), nil
+	}
 	if resumed != nil && cs.Version < tls.VersionTLS13 && !srv.opts.SingleUse {
 		// crypto/tls re-issues the resumed TLS 1.2 session (same secret,
 		// same creation time, same Extra): hand out the same identity
@@ -76,8 +81,8 @@ func (b *binding) wrap(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, er
 			return randomID(), nil
 		}
 		b.contexts().issued(cs.ServerName) // keeps the name listed
-		if b.rec != nil {
-			b.rec.addIssued(resumed)
+		if b.rec != nil && !b.rec.addIssued(resumed) {
+			return randomID(), nil // revoked meanwhile
 		}
 		return resumed.ID, nil
 	}
@@ -118,8 +123,11 @@ func (b *binding) wrap(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, er
 			}
 		}
 	}
-	if b.rec != nil {
-		b.rec.addIssued(sess)
+	if b.rec != nil && !b.rec.addIssued(sess) {
+		// The connection was revoked while this ticket was made: the
+		// client never gets it, and the cache and store forget it.
+		srv.cache.Remove(sess)
+		return randomID(), nil
 	}
 	return id, nil
 }

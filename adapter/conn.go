@@ -24,6 +24,7 @@ type ConnSessions struct {
 	resumed   *tlscache.Session
 	issued    []*tlscache.Session
 	approvers []func(*tlscache.Session) // see Approve
+	revoked   bool                      // see Server.RevokeWait with Revocation.Conn
 }
 
 type connKey struct{}
@@ -104,8 +105,15 @@ func (c *ConnSessions) setResumed(s *tlscache.Session) {
 	c.mu.Unlock()
 }
 
-func (c *ConnSessions) addIssued(s *tlscache.Session) {
+// addIssued records a session the connection issued and runs the
+// approvers with it. It reports false, recording nothing, once the
+// connection was revoked: its ticket must then resume nothing.
+func (c *ConnSessions) addIssued(s *tlscache.Session) bool {
 	c.mu.Lock()
+	if c.revoked {
+		c.mu.Unlock()
+		return false
+	}
 	c.issued = append(c.issued, s)
 	var approvers []func(*tlscache.Session)
 	if s != c.resumed { // a TLS 1.2 re-issue: approved with the resumed one
@@ -115,6 +123,29 @@ func (c *ConnSessions) addIssued(s *tlscache.Session) {
 	for _, approve := range approvers {
 		approve(s)
 	}
+	return true
+}
+
+// revoke marks the connection revoked (a logout): it approves nothing more
+// and its later tickets resume nothing. It returns its sessions so far.
+func (c *ConnSessions) revoke() []*tlscache.Session {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.revoked, c.approvers = true, nil
+	return c.allLocked()
+}
+
+// isRevoked reports whether the connection was revoked.
+func (c *ConnSessions) isRevoked() bool {
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.revoked
 }
 
 // handshakeDone settles the record once crypto/tls has decided: a session

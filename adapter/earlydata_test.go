@@ -27,6 +27,14 @@ type quicResult struct {
 // binder's) is flipped on its way, as an observer that copied a ticket
 // identity would send it.
 func quicHandshake(ctx context.Context, server, client *tls.Config, badBinder bool) quicResult {
+	return quicHandshakeWith(ctx, ctx, server, client, badBinder, nil)
+}
+
+// quicHandshakeWith is quicHandshake with the server's handshake under
+// serverCtx (one of [WithConnSessions], say), and beforeTicket, if not nil,
+// run when the server's handshake is done, before it sends its ticket:
+// where an HTTP/3 handler may run.
+func quicHandshakeWith(ctx, serverCtx context.Context, server, client *tls.Config, badBinder bool, beforeTicket func()) quicResult {
 	cq := tls.QUICClient(&tls.QUICConfig{TLSConfig: client, EnableSessionEvents: true})
 	sq := tls.QUICServer(&tls.QUICConfig{TLSConfig: server, EnableSessionEvents: true})
 	defer cq.Close()
@@ -68,6 +76,9 @@ func quicHandshake(ctx context.Context, server, client *tls.Config, badBinder bo
 			case tls.QUICHandshakeDone:
 				if isServer {
 					done = true
+					if beforeTicket != nil {
+						beforeTicket()
+					}
 					if err := from.SendSessionTicket(tls.QUICSessionTicketOptions{EarlyData: true}); err != nil {
 						return moved, err
 					}
@@ -79,7 +90,7 @@ func quicHandshake(ctx context.Context, server, client *tls.Config, badBinder bo
 	if err := cq.Start(ctx); err != nil {
 		return quicResult{err: err}
 	}
-	if err := sq.Start(ctx); err != nil {
+	if err := sq.Start(serverCtx); err != nil {
 		return quicResult{err: err}
 	}
 	for {

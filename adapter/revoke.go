@@ -73,7 +73,10 @@ type Revocation struct {
 	Session *tlscache.Session
 	// Conn is a connection's record ([ConnSessionsFrom] of a request's
 	// context): the lineages of its sessions are revoked, what a logout
-	// handler ends, the counterpart of [Server.Approve]. A nil Conn (an
+	// handler ends, the counterpart of [Server.Approve]. The connection
+	// stays revoked: the tickets it issues later (over QUIC, after the
+	// handshake) resume nothing, and Approve approves nothing more on it,
+	// so a login after the logout takes a new connection. A nil Conn (an
 	// untracked connection) revokes nothing.
 	Conn *ConnSessions
 	// ServerName revokes the lineages started before now under this SNI
@@ -127,7 +130,7 @@ func (s *Server) revoke(ctx context.Context, r Revocation, wait bool) (int, erro
 			markers = append(markers, newMarker(revokeID, now, r.ID))
 		}
 	}
-	sessions := r.Conn.All()
+	sessions := r.Conn.revoke()
 	if r.Session != nil {
 		sessions = append(sessions, r.Session)
 	}
