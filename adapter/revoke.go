@@ -98,10 +98,11 @@ type Revocation struct {
 // server watching it has applied it: once it returns nil, no server
 // resumes a revoked session. This is the call for a logout handler. It
 // returns how many sessions it removed from this server's cache, and an
-// error if the store did not take the revocation or not every watching
-// server confirmed it before ctx was done; the revocation holds here
-// anyway, and the fleet retries it in the background until the store
-// takes it.
+// error if the store did not take the revocation, if not every watching
+// server confirmed it before ctx was done, or if too few of the store's
+// replicas acknowledged it (fleet.ErrNotReplicated: a failover could lose
+// it); the revocation holds here anyway, and the fleet retries it in the
+// background until the store takes it.
 //
 // The other Revoke functions do the same without waiting: they return
 // once the store took the revocation or the attempt failed (then retried

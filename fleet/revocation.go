@@ -47,6 +47,13 @@ var (
 	// ErrNotConfirmed is wrapped by a waiting revocation that not every
 	// watching server confirmed in time.
 	ErrNotConfirmed = errors.New("tlscache/fleet: revocation not confirmed by every watching server")
+	// ErrNotReplicated is wrapped by a [Revoker]'s error when the store
+	// took the revocation but not as many replicas acknowledged it as it
+	// asks for (redisstore.Options.Replicas): a failover now could lose
+	// it. The servers that heard it apply it anyway; [adapter.Server.RevokeWait]
+	// reports it, the other Revoke functions take the revocation as
+	// stored.
+	ErrNotReplicated = errors.New("tlscache/fleet: revocation not acknowledged by enough replicas")
 )
 
 // A Revoker is a store that keeps revocations durable and confirms them:
@@ -56,7 +63,9 @@ var (
 type Revoker interface {
 	// Revoke deletes key, records it as revoked for ttl (a tombstone), and
 	// publishes message to every watcher, in that order; it returns how
-	// many watchers received the message.
+	// many watchers received the message. An error wrapping
+	// [ErrNotReplicated] means all of that was done, with receivers
+	// counted, but too few replicas hold it yet.
 	Revoke(ctx context.Context, key, message string, ttl time.Duration) (receivers int64, err error)
 	// Revoked returns the keys of the tombstones not yet expired.
 	Revoked(ctx context.Context) ([]string, error)
@@ -396,9 +405,15 @@ func (t *Tier) onMessage(target Target, msg string) {
 }
 
 // revokeKey deletes key, leaving a tombstone, and publishes message.
+// A revocation not yet on enough replicas counts as stored: retrying it
+// would not hurry the replicas, and a replica down for long would keep the
+// tier failing (see [ErrNotReplicated]).
 func (t *Tier) revokeKey(ctx context.Context, key, message string) error {
 	if r, ok := t.store.(Revoker); ok {
 		_, err := r.Revoke(ctx, key, message, t.rev.lifetime)
+		if errors.Is(err, ErrNotReplicated) {
+			return nil
+		}
 		return err
 	}
 	return t.store.Delete(ctx, key)
@@ -435,13 +450,14 @@ func (t *Tier) publishMarker(ctx context.Context, marker []byte, wait bool) erro
 		t.rev.mu.Unlock()
 	}()
 	var receivers int64
+	var notReplicated error
 	delay := RetryMin
 	for {
 		cctx, cancel := context.WithTimeout(ctx, max(t.dl.get(), 250*time.Millisecond))
 		n, err := r.Revoke(cctx, key, key+" "+nonce, t.rev.lifetime)
 		cancel()
-		if err == nil {
-			receivers = n
+		if err == nil || errors.Is(err, ErrNotReplicated) {
+			receivers, notReplicated = n, err
 			break
 		}
 		if !sleep(ctx, t.rev.closed, delay) {
@@ -457,7 +473,7 @@ func (t *Tier) publishMarker(ctx context.Context, marker []byte, wait bool) erro
 			return fmt.Errorf("%w: %d of %d: %w", ErrNotConfirmed, acks.n.Load(), receivers, ctx.Err())
 		}
 	}
-	return nil
+	return notReplicated
 }
 
 // A pendingOp is a removal to retry: a revocation with its tombstone, or a

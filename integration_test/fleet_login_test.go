@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,9 +20,9 @@ import (
 
 // loginServer is a fleet server on Redis with login-only resumption, set
 // up as a user would (fleet.NewServer), serving HTTPS on loopback.
-func loginServer(t *testing.T, addr, prefix string, keys []fleet.Key, cert tls.Certificate) string {
+func loginServer(t *testing.T, ropts *redis.UniversalOptions, prefix string, keys []fleet.Key, cert tls.Certificate) string {
 	t.Helper()
-	rdb, err := redisstore.Open(context.Background(), &redis.UniversalOptions{Addrs: []string{addr}})
+	rdb, err := redisstore.Open(context.Background(), ropts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,32 +71,14 @@ func loginServer(t *testing.T, addr, prefix string, keys []fleet.Key, cert tls.C
 // revocation reach the fleet through the library calls alone
 // (Server.Approve, RevokeWait), on a real Redis.
 func TestFleetLoginLibrary(t *testing.T) {
-	addr := redistest.Addr(t)
+	ropts := &redis.UniversalOptions{Addrs: []string{redistest.Addr(t)}}
 	prefix := redistest.Prefix(t)
 	keys := []fleet.Key{fleet.GenerateKey()}
 	pki := thePKI(t)
 	cert := pki.leaf(t, "localhost")
-	a := loginServer(t, addr, prefix, keys, cert)
-	b := loginServer(t, addr, prefix, keys, cert)
-
-	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: &tls.Config{
-		RootCAs: pki.pool, ServerName: "localhost", ClientSessionCache: tls.NewLRUClientSessionCache(0),
-	}}}
-	step := func(method, url string, wantResumed bool) {
-		t.Helper()
-		req, _ := http.NewRequest(method, url, nil)
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("%s %s: %s", method, url, resp.Status)
-		}
-		if resp.TLS.DidResume != wantResumed {
-			t.Fatalf("%s %s: resumed %v, want %v", method, url, resp.TLS.DidResume, wantResumed)
-		}
-	}
+	a := loginServer(t, ropts, prefix, keys, cert)
+	b := loginServer(t, ropts, prefix, keys, cert)
+	step := loginClient(t, pki)
 	step("GET", a+"/", false)
 	step("GET", b+"/", false) // nothing approved: nothing resumes
 	step("POST", a+"/login", false)
@@ -104,4 +88,70 @@ func TestFleetLoginLibrary(t *testing.T) {
 	step("POST", b+"/logout", true)
 	step("GET", a+"/", false) // logged out on B, refused on A
 	step("GET", b+"/", false)
+}
+
+// loginClient returns a client's step: a request on a new connection that
+// must resume as wanted and answer 200, or the status given; it returns
+// the body.
+func loginClient(t *testing.T, pki *pki) func(method, url string, wantResumed bool, status ...int) string {
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: &tls.Config{
+		RootCAs: pki.pool, ServerName: "localhost", ClientSessionCache: tls.NewLRUClientSessionCache(0),
+	}}}
+	return func(method, url string, wantResumed bool, status ...int) string {
+		t.Helper()
+		want := http.StatusOK
+		if len(status) > 0 {
+			want = status[0]
+		}
+		req, _ := http.NewRequest(method, url, nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("%s %s: %s %s, want %d", method, url, resp.Status, body, want)
+		}
+		if resp.TLS.DidResume != wantResumed {
+			t.Fatalf("%s %s: resumed %v, want %v", method, url, resp.TLS.DidResume, wantResumed)
+		}
+		return strings.TrimSpace(string(body))
+	}
+}
+
+// On a Sentinel set whose replica is stopped, a logout's RevokeWait says
+// the revocation is not yet safe from a failover (one would promote the
+// replica, which lacks its tombstone), and the fleet applies it anyway;
+// with the replica back, logouts succeed again.
+func TestFleetLogoutReplicaStopped(t *testing.T) {
+	st := redistest.StartSentinel(t)
+	ropts := &redis.UniversalOptions{Addrs: st.Addrs(), MasterName: st.MasterName}
+	prefix := redistest.Prefix(t)
+	keys := []fleet.Key{fleet.GenerateKey()}
+	pki := thePKI(t)
+	cert := pki.leaf(t, "localhost")
+	a := loginServer(t, ropts, prefix, keys, cert)
+	b := loginServer(t, ropts, prefix, keys, cert)
+	step := loginClient(t, pki)
+	step("POST", a+"/login", false)
+	step("GET", b+"/", true)
+
+	st.Replica.Pause()
+	defer st.Replica.Resume()
+	start := time.Now()
+	body := step("POST", b+"/logout", true, http.StatusServiceUnavailable)
+	took := time.Since(start)
+	if !strings.Contains(body, "replicas") {
+		t.Fatalf("logout with the replica stopped answered %q, which does not name the replicas", body)
+	}
+	t.Logf("logout with the replica stopped, after %v: %s", took.Round(time.Millisecond), body)
+	step("GET", a+"/", false) // applied anyway: refused on A
+	step("GET", b+"/", false)
+
+	st.Replica.Resume()
+	step("POST", a+"/login", false)
+	step("GET", b+"/", true)
+	step("POST", b+"/logout", true)
+	step("GET", a+"/", false)
 }

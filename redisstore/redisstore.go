@@ -52,6 +52,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/tlscache/tlscache/fleet"
 	"github.com/tlscache/tlscache/tlscache"
 )
 
@@ -66,6 +67,17 @@ type Options struct {
 	// Channel is where deletions are published; empty means Prefix
 	// followed by "deleted".
 	Channel string
+	// Replicas is how many replicas must acknowledge a revocation (Redis
+	// WAIT, after its writes) before [Store.Revoke] reports it durable;
+	// with fewer it returns an error wrapping [fleet.ErrNotReplicated],
+	// which adapter.Server.RevokeWait returns. Redis replicates
+	// asynchronously: a failover right after a revocation can promote a
+	// replica that never got its tombstone, and a server that then
+	// resyncs (a restart, a lost watch) would resume the revoked session.
+	// Zero means 1 on a Sentinel failover client and none elsewhere (a
+	// standalone Redis has no failover to lose it in; on a Cluster the
+	// tombstones are written to two masters); negative means none.
+	Replicas int
 }
 
 // Store is a [tlscache.Store] and [tlscache.Watcher] on Redis.
@@ -77,12 +89,14 @@ type Store struct {
 	tombs    []string // see tombKeys
 	prefix   string
 	channel  string
+	replicas int // see Options.Replicas
 }
 
 var (
 	_ tlscache.Store   = (*Store)(nil)
 	_ tlscache.Watcher = (*Store)(nil)
 	_ tlscache.Claimer = (*Store)(nil)
+	_ fleet.Revoker    = (*Store)(nil)
 )
 
 // ErrNoContextTimeout is [New]'s error for a client that ignores context
@@ -115,6 +129,12 @@ func New(c redis.UniversalClient, opts *Options) (*Store, error) {
 	s.channel = s.prefix + "deleted"
 	if opts != nil && opts.Channel != "" {
 		s.channel = opts.Channel
+	}
+	if _, failover := isFailover(c); failover {
+		s.replicas = 1
+	}
+	if opts != nil && opts.Replicas != 0 {
+		s.replicas = max(opts.Replicas, 0)
 	}
 	return s, nil
 }

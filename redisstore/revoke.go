@@ -2,10 +2,12 @@ package redisstore
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/tlscache/tlscache/fleet"
 )
 
 // revokedKey is the sorted set of tombstones: members are revoked store
@@ -40,7 +42,9 @@ func (s *Store) tombKeys() []string {
 // server that subscribes after the message still finds the tombstone. One
 // pipeline; on a Cluster, where the tombstones and the key live in
 // different slots, the tombstone first, then DEL and PUBLISH on the key's
-// master. It returns PUBLISH's count of receivers.
+// master. Then, on the same connection, WAIT for [Options.Replicas]
+// replicas: too few gives an error wrapping [fleet.ErrNotReplicated]. It
+// returns PUBLISH's count of receivers.
 func (s *Store) Revoke(ctx context.Context, key, message string, ttl time.Duration) (int64, error) {
 	now := time.Now()
 	tomb := func(p redis.Cmdable, set string) {
@@ -72,16 +76,37 @@ func (s *Store) Revoke(ctx context.Context, key, message string, ttl time.Durati
 		}
 		return pub.Val(), nil
 	}
+	var wait *redis.Cmd
+	timeout := waitTimeout(ctx)
 	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.Del(ctx, s.prefix+key)
 		tomb(p, s.revokedKey())
 		pub = p.Publish(ctx, s.channel, message)
+		if s.replicas > 0 {
+			// On the connection of the writes: WAIT waits for its writes.
+			wait = p.Do(ctx, "WAIT", s.replicas, timeout.Milliseconds())
+		}
 		return nil
 	})
 	if err != nil {
 		return 0, s.miss(err)
 	}
+	if wait != nil {
+		if acked, _ := wait.Int64(); acked < int64(s.replicas) {
+			return pub.Val(), fmt.Errorf("%w: %d of %d acknowledged it within %v", fleet.ErrNotReplicated, acked, s.replicas, timeout.Round(time.Millisecond))
+		}
+	}
 	return pub.Val(), nil
+}
+
+// waitTimeout is WAIT's timeout under ctx: half what is left of its
+// deadline (so that the reply arrives before it), within [10ms, 1s].
+func waitTimeout(ctx context.Context) time.Duration {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return time.Second
+	}
+	return min(max(time.Until(d)/2, 10*time.Millisecond), time.Second)
 }
 
 // Revoked implements fleet.Revoker: the tombstones not yet expired. On a

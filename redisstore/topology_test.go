@@ -80,6 +80,7 @@ func TestTopologies(t *testing.T) {
 			conformance(t, tc.opts)
 		})
 	}
+	t.Run("sentinel revocations wait for the replica", func(t *testing.T) { checkRevokeWaitsForReplica(t, sentinel) })
 }
 
 // checkRefusesMisconfigurations: each way of pointing the store at the
