@@ -1,7 +1,9 @@
 package adapter
 
 import (
-	"sync/atomic"
+	"errors"
+	"fmt"
+	"sync"
 
 	"github.com/tlscache/tlscache/tlscache"
 )
@@ -47,45 +49,64 @@ func (c *ConnSessions) Approve(approve func(*tlscache.Session)) {
 // ends them all, everywhere.
 //
 // Under [ServerOptions.SingleUse] the session cs resumed from was used up
-// by that resumption, and is not approved again. A store that fails leaves
-// the approval on this server alone (the fleet's tier counts and logs it).
-// It returns how many sessions it added to the cache now (those issued
-// later are not counted); on a nil cs (a connection that is not tracked)
-// it approves nothing.
+// by that resumption, and is not approved again. It returns how many
+// sessions it added to the cache now (those issued later are not counted)
+// and, on a server of a fleet, an error if the store did not take one of
+// them: the approval then holds on this server alone (a login may say so,
+// or ask the client to log in again later). The store errors of sessions
+// issued later are the fleet tier's to count and log. On a nil cs (a
+// connection that is not tracked) it approves nothing.
 //
 //	func login(w http.ResponseWriter, r *http.Request) {
 //		// ... check the user's credentials ...
 //		srv.Approve(adapter.ConnSessionsFrom(r.Context()))
 //	}
-func (s *Server) Approve(cs *ConnSessions) int {
+func (s *Server) Approve(cs *ConnSessions) (int, error) {
 	if cs == nil {
-		return 0
+		return 0, nil
 	}
 	resumed := cs.Resumed()
 	usedUp := s.opts.SingleUse && resumed != nil
-	var added atomic.Int64
-	var returned atomic.Bool
+	var (
+		mu       sync.Mutex
+		added    int
+		errs     []error
+		returned bool
+	)
 	cs.Approve(func(sess *tlscache.Session) {
 		if usedUp && sess == resumed {
 			return
 		}
-		if s.approve(sess, true) && !returned.Load() {
-			added.Add(1)
+		isNew, err := s.approve(sess, true)
+		mu.Lock()
+		defer mu.Unlock()
+		if returned {
+			return
+		}
+		if isNew {
+			added++
+		}
+		if err != nil {
+			errs = append(errs, err)
 		}
 	})
-	returned.Store(true)
-	return int(added.Load())
+	mu.Lock()
+	defer mu.Unlock()
+	returned = true
+	if len(errs) > 0 {
+		return added, fmt.Errorf("tlscache/adapter: approved on this server only, the fleet's store did not take it: %w", errors.Join(errs...))
+	}
+	return added, nil
 }
 
 // approve adds sess to the cache and, on a server of a fleet, to the store:
 // always with share, else only if the cache's new hook did not store it.
-// It reports whether sess was new to the cache.
-func (s *Server) approve(sess *tlscache.Session, share bool) bool {
+// It reports whether sess was new to the cache, and the store's error.
+func (s *Server) approve(sess *tlscache.Session, share bool) (bool, error) {
 	added := s.cache.Add(sess)
 	f := s.fleet.Load()
 	if f == nil || !share && s.cache.HasNewHook() && s.cache.Mode()&tlscache.Server != 0 {
-		return added // without a fleet, or NewSession passed it to the new hook, which stores it
+		return added, nil // without a fleet, or NewSession passed it to the new hook, which stores it
 	}
-	f.Put(sess) // a failure is the fleet tier's to count and log
-	return added
+	return added, f.Put(sess)
 }

@@ -114,7 +114,7 @@ func (b *binding) wrap(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, er
 		srv.cache.Promote(sess)
 	}
 	if !srv.cache.NewSession(tlscache.Server, sess) && parent != nil && srv.opts.InheritApproval {
-		srv.approve(sess, false)
+		srv.approve(sess, false) // a store error is the fleet tier's to count and log
 	}
 	if parent != nil {
 		for _, old := range srv.lin.issued(meta.lineage, parent.ID, id) {

@@ -79,7 +79,7 @@ func TestApproveAfterRevokeConn(t *testing.T) {
 		if _, err := srv.RevokeWait(context.Background(), Revocation{Conn: rec}); err != nil {
 			t.Error(err)
 		}
-		if n := srv.Approve(rec); n != 0 {
+		if n, _ := srv.Approve(rec); n != 0 {
 			t.Errorf("Approve on a revoked connection added %d sessions", n)
 		}
 	})

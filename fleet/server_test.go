@@ -15,14 +15,21 @@ import (
 	"github.com/tlscache/tlscache/tlscache"
 )
 
-// countingStore counts the Puts that reach a memory store.
+// countingStore counts the Puts that reach a memory store; while failPuts
+// is set they fail.
 type countingStore struct {
 	*tlscache.MemoryStore
-	puts atomic.Int64
+	puts     atomic.Int64
+	failPuts atomic.Bool
 }
+
+var errPut = errors.New("put refused")
 
 func (c *countingStore) Put(ctx context.Context, k string, d []byte, ttl time.Duration) error {
 	c.puts.Add(1)
+	if c.failPuts.Load() {
+		return errPut
+	}
 	return c.MemoryStore.Put(ctx, k, d, ttl)
 }
 
@@ -103,6 +110,48 @@ func TestNewServerApprovedOnly(t *testing.T) {
 		if _, resumed := m.handshake(t, client); resumed {
 			t.Fatalf("server %d resumed after the logout", i)
 		}
+	}
+}
+
+// A login whose sessions the store does not take is told so (Approve's
+// error wraps the store's), and resumes on its server only; once the store
+// takes them, Approve returns nil and they resume on the other server.
+func TestApproveStoreFails(t *testing.T) {
+	store := &countingStore{MemoryStore: tlscache.NewMemoryStore(0, nil)}
+	keys := []fleet.Key{fleet.GenerateKey()}
+	cert, roots := testcert.SelfSigned("example.com")
+	a := newMember(t, store, keys, cert, fleet.ServerOptions{ApprovedOnly: true})
+	b := newMember(t, store, keys, cert, fleet.ServerOptions{ApprovedOnly: true})
+	client := func() *tls.Config {
+		return &tls.Config{RootCAs: roots, ServerName: "example.com", ClientSessionCache: tls.NewLRUClientSessionCache(0)}
+	}
+
+	store.failPuts.Store(true)
+	c1 := client()
+	cs, _ := a.handshake(t, c1)
+	n, err := a.srv.Approve(cs)
+	if !errors.Is(err, errPut) || n != len(cs.All()) {
+		t.Fatalf("Approve with the store refusing: %d, %v; want %d sessions added here and the store's error", n, err, len(cs.All()))
+	}
+	t.Logf("Approve with the store refusing: %v", err)
+	if _, resumed := b.handshake(t, c1); resumed {
+		t.Fatal("a session the store refused resumed on B")
+	}
+	c1 = client()
+	cs, _ = a.handshake(t, c1)
+	a.srv.Approve(cs)
+	if _, resumed := a.handshake(t, c1); !resumed {
+		t.Fatal("a session the store refused did not resume on the server that approved it")
+	}
+
+	store.failPuts.Store(false)
+	c2 := client()
+	cs, _ = a.handshake(t, c2)
+	if _, err := a.srv.Approve(cs); err != nil {
+		t.Fatalf("Approve: %v", err)
+	}
+	if _, resumed := b.handshake(t, c2); !resumed {
+		t.Fatal("an approved session did not resume on B")
 	}
 }
 

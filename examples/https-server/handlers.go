@@ -134,7 +134,10 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 	// With -redis, the sessions resume on every server of the fleet. Over
 	// HTTP/3 the connection's ticket is issued after the handshake,
 	// possibly after this handler ran: Approve approves it then.
-	added := a.srv.Approve(adapter.ConnSessionsFrom(r.Context()))
+	added, err := a.srv.Approve(adapter.ConnSessionsFrom(r.Context()))
+	if err != nil {
+		a.log.Warn("login: the sessions resume on this server only", "err", err)
+	}
 	a.log.Info("login", "sessions_added", added)
 	reply(w, r, map[string]int{"sessions_added": added})
 }
