@@ -72,13 +72,7 @@ func loginServer(t *testing.T, ropts *redis.UniversalOptions, prefix string, key
 // (Server.Approve, RevokeWait), on a real Redis.
 func TestFleetLoginLibrary(t *testing.T) {
 	ropts := &redis.UniversalOptions{Addrs: []string{redistest.Addr(t)}}
-	prefix := redistest.Prefix(t)
-	keys := []fleet.Key{fleet.GenerateKey()}
-	pki := thePKI(t)
-	cert := pki.leaf(t, "localhost")
-	a := loginServer(t, ropts, prefix, keys, cert)
-	b := loginServer(t, ropts, prefix, keys, cert)
-	step := loginClient(t, pki)
+	a, b, step := loginFleet(t, ropts)
 	step("GET", a+"/", false)
 	step("GET", b+"/", false) // nothing approved: nothing resumes
 	step("POST", a+"/login", false)
@@ -88,6 +82,18 @@ func TestFleetLoginLibrary(t *testing.T) {
 	step("POST", b+"/logout", true)
 	step("GET", a+"/", false) // logged out on B, refused on A
 	step("GET", b+"/", false)
+}
+
+// loginFleet starts two login servers on the Redis ropts names, and
+// returns their URLs and a client's step (see loginClient).
+func loginFleet(t *testing.T, ropts *redis.UniversalOptions) (a, b string, step func(method, url string, wantResumed bool, status ...int) string) {
+	prefix := redistest.Prefix(t)
+	keys := []fleet.Key{fleet.GenerateKey()}
+	pki := thePKI(t)
+	cert := pki.leaf(t, "localhost")
+	a = loginServer(t, ropts, prefix, keys, cert)
+	b = loginServer(t, ropts, prefix, keys, cert)
+	return a, b, loginClient(t, pki)
 }
 
 // loginClient returns a client's step: a request on a new connection that
@@ -127,13 +133,7 @@ func loginClient(t *testing.T, pki *pki) func(method, url string, wantResumed bo
 func TestFleetLogoutReplicaStopped(t *testing.T) {
 	st := redistest.StartSentinel(t)
 	ropts := &redis.UniversalOptions{Addrs: st.Addrs(), MasterName: st.MasterName}
-	prefix := redistest.Prefix(t)
-	keys := []fleet.Key{fleet.GenerateKey()}
-	pki := thePKI(t)
-	cert := pki.leaf(t, "localhost")
-	a := loginServer(t, ropts, prefix, keys, cert)
-	b := loginServer(t, ropts, prefix, keys, cert)
-	step := loginClient(t, pki)
+	a, b, step := loginFleet(t, ropts)
 	step("POST", a+"/login", false)
 	step("GET", b+"/", true)
 
