@@ -69,6 +69,11 @@ func SaveSessions(path string, cache *tlscache.Cache, keys []Key) error {
 // key the keyring lacks (rotated away) or altered are skipped: the others
 // are added, and the error, wrapping [ErrUnsealed], says how many did not
 // open. A missing file is an error wrapping [os.ErrNotExist].
+//
+// The file is left as it is. Remove it once loaded, as the example server
+// does, unless it is written again before anything is revoked: a server
+// that crashes (no shutdown to save over it) would otherwise load it again
+// at its next start, sessions removed or revoked since the save included.
 func LoadSessions(path string, cache *tlscache.Cache, keys []Key) (int, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -56,6 +56,21 @@ func TestExampleStateSurvivesRestart(t *testing.T) {
 			if got, _ := second.sClientHTTP(t, v.sClient, "-sess_in", sess, getRoot); got != "Reused" {
 				t.Fatalf("after the restart: %s, want Reused\n%s", got, second.logs)
 			}
+			if _, err := os.Stat(state); !os.IsNotExist(err) {
+				t.Fatalf("the state file is still there once loaded: %v", err)
+			}
+
+			// A session removed after the restart stays removed through a
+			// crash: no shutdown saved over the loaded file.
+			for l := second.sessions(t).Sessions; len(l) > 0; l = second.sessions(t).Sessions {
+				second.adminJSON(t, "DELETE", "/sessions/"+l[0].ID, "", 200, nil)
+			}
+			second.cmd.Process.Kill() // a crash
+			<-second.done
+			third := start(t, "-state", state)
+			if got, _ := third.sClientHTTP(t, v.sClient, "-sess_in", sess, getRoot); got != "New" {
+				t.Fatalf("after a removal and a crash: %s, want New\n%s", got, third.logs)
+			}
 		})
 	}
 }

@@ -69,7 +69,7 @@ func main() {
 		adminToken  = flag.String("admin-token", "", "bearer token the admin API requires (default $TLSCACHE_ADMIN_TOKEN; the flag shows in ps)")
 		adminPublic = flag.Bool("admin-public", false, "allow -admin on a non-loopback address (needs a token)")
 		idle        = flag.Duration("idle-timeout", 2*time.Minute, "close keep-alive connections idle this long")
-		stateFile   = flag.String("state", "", "keep the sessions across restarts in this file: loaded at start, saved at shutdown (sealed with -seal-keys, or a key kept in FILE.key; without -cert, the self-signed certificate is kept in FILE.cert)")
+		stateFile   = flag.String("state", "", "keep the sessions across restarts in this file: loaded and removed at start (a crash loses them, never brings back a revoked one), saved at shutdown (sealed with -seal-keys, or a key kept in FILE.key; without -cert, the self-signed certificate is kept in FILE.cert)")
 
 		redisAddr    = flag.String("redis", "", "share sessions with a fleet through Redis at host:port (several, comma-separated: a cluster's nodes, or with -redis-master the sentinels)")
 		redisMaster  = flag.String("redis-master", os.Getenv("TLSCACHE_REDIS_MASTER"), "Sentinel: the name of the master the sentinels of -redis monitor (default $TLSCACHE_REDIS_MASTER)")

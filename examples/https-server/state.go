@@ -12,17 +12,19 @@ import (
 )
 
 // state is -state FILE: the server's sessions saved at shutdown and loaded
-// at start, so that a restart or a deploy costs its clients no full
-// handshakes. The file is sealed with the fleet's keys (-seal-keys), or
+// (and the file removed) at start, so that a restart or a deploy costs its
+// clients no full handshakes, and a crash never brings back a session
+// revoked since the save. The file is sealed with the fleet's keys (-seal-keys), or
 // without them with a key of its own kept in FILE.key (mode 0600).
 type state struct {
 	path string
 	keys []fleet.Key
 }
 
-// openState loads the sessions of path into cache. A missing file is a
-// first start; a file that is not a session file refuses the start, so
-// that the shutdown does not overwrite what an operator may want to keep.
+// openState loads the sessions of path into cache, and removes the file. A
+// missing file is a first start; a file that is not a session file refuses
+// the start, so that the shutdown does not overwrite what an operator may
+// want to keep.
 func openState(log *slog.Logger, path, keysFile string, cache *tlscache.Cache) (*state, error) {
 	keys, err := sealKeys(keysFile)
 	if err != nil {
@@ -43,6 +45,13 @@ func openState(log *slog.Logger, path, keysFile string, cache *tlscache.Cache) (
 		return nil, fmt.Errorf("-state: %w (move the file away to start without it)", err)
 	default:
 		log.Info("state", "file", path, "sessions_loaded", n)
+	}
+	// The file is good for this start only: left in place, a crash
+	// (no shutdown to save over it) would bring back at the next start the
+	// sessions removed or revoked meanwhile. Fail closed: a crash loses the
+	// sessions instead.
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("-state: %w (a crash would bring back sessions revoked after this start)", err)
 	}
 	return &state{path: path, keys: keys}, nil
 }
