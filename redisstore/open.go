@@ -108,7 +108,7 @@ func Check(ctx context.Context, c redis.UniversalClient) (string, error) {
 		return checkSingle(ctx, c, c.Options().Addr)
 	}
 	if err := c.Ping(ctx).Err(); err != nil {
-		return "", fmt.Errorf("%w: %v", ErrUnreachable, err)
+		return "", fmt.Errorf("%w: %w", ErrUnreachable, err)
 	}
 	return "unknown", nil
 }
@@ -147,7 +147,7 @@ func clusterInfo(ctx context.Context, c redis.Cmdable) (map[string]string, error
 
 func checkSingle(ctx context.Context, c *redis.Client, addr string) (string, error) {
 	if err := c.Ping(ctx).Err(); err != nil {
-		return "", fmt.Errorf("%w at %s: %v (is it running? give host:port of a Redis)", ErrUnreachable, addr, err)
+		return "", fmt.Errorf("%w at %s: %w (is it running? give host:port of a Redis)", ErrUnreachable, addr, err)
 	}
 	r, err := role(ctx, c)
 	if err != nil {
@@ -175,7 +175,7 @@ func checkFailover(ctx context.Context, c *redis.Client) (string, error) {
 		if errors.Is(err, redis.Nil) {
 			return "", fmt.Errorf("%w: no sentinel knows a master by that name; give the master's name as in SENTINEL MONITOR", ErrUnreachable)
 		}
-		return "", fmt.Errorf("%w: no master reached through the sentinels: %v (check the sentinels' addresses and the master's name)", ErrUnreachable, err)
+		return "", fmt.Errorf("%w: no master reached through the sentinels: %w (check the sentinels' addresses and the master's name)", ErrUnreachable, err)
 	}
 	r, err := role(ctx, c)
 	if err != nil {
@@ -214,7 +214,7 @@ func checkCluster(ctx context.Context, c *redis.ClusterClient) (string, error) {
 		}
 	}
 	if !answered {
-		return "", fmt.Errorf("%w at %s: %v (are they running? give host:port of two or more cluster nodes)", ErrUnreachable, strings.Join(c.Options().Addrs, ","), lastErr)
+		return "", fmt.Errorf("%w at %s: %w (are they running? give host:port of two or more cluster nodes)", ErrUnreachable, strings.Join(c.Options().Addrs, ","), lastErr)
 	}
 	info, err := clusterInfo(ctx, c)
 	if err != nil {

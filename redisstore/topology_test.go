@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -115,5 +116,14 @@ func checkRefusesMisconfigurations(t *testing.T, cluster *redistest.Cluster, sen
 			}
 			t.Logf("%v (after %v)", err, time.Since(start).Round(time.Millisecond))
 		})
+	}
+}
+
+// Open's error for an address nobody listens on keeps the cause in its
+// chain, after ErrUnreachable.
+func TestOpenUnreachableKeepsCause(t *testing.T) {
+	_, err := redisstore.Open(context.Background(), &redis.UniversalOptions{Addrs: []string{"127.0.0.1:1"}})
+	if !errors.Is(err, redisstore.ErrUnreachable) || !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("Open: %v; want ErrUnreachable and ECONNREFUSED in its chain", err)
 	}
 }
