@@ -127,14 +127,7 @@ func TestWatchLossLogged(t *testing.T) {
 				}
 				return resumed, n
 			}
-			want := func(step string, n int) []string {
-				t.Helper()
-				got := logs.Lines()
-				if len(got) != n {
-					t.Fatalf("%s: %d lines, want %d: %q", step, len(got), n, got)
-				}
-				return got
-			}
+			want := func(step string, n int) []string { t.Helper(); return logs.Want(t, step, n) }
 			lines := func(n int) func() bool { return func() bool { return len(logs.Lines()) >= n } }
 			lost := "WARN fleet: watch lost: resumptions are full handshakes until it resyncs"
 			if failOpen {

@@ -26,14 +26,7 @@ func TestMismatchBurstLogged(t *testing.T) {
 			clk.Advance(10 * time.Millisecond)
 		}
 	}
-	want := func(step string, n int) []string {
-		t.Helper()
-		got := logs.Lines()
-		if len(got) != n {
-			t.Fatalf("%s: %d lines, want %d: %q", step, len(got), n, got)
-		}
-		return got
-	}
+	want := func(step string, n int) []string { t.Helper(); return logs.Want(t, step, n) }
 
 	mismatch(MismatchBurst - 1)
 	want("below the burst", 0)

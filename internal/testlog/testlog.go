@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -44,6 +45,16 @@ func (h *Handler) Records() []Record {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return append([]Record(nil), h.recs...)
+}
+
+// Want returns the lines so far, failing t at step unless there are n.
+func (h *Handler) Want(t testing.TB, step string, n int) []string {
+	t.Helper()
+	got := h.Lines()
+	if len(got) != n {
+		t.Fatalf("%s: %d lines, want %d: %q", step, len(got), n, got)
+	}
+	return got
 }
 
 // Lines returns the lines so far.
