@@ -3,6 +3,7 @@ package tlscache
 import (
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -28,7 +29,8 @@ const mismatchHint = "servers with different certificates, client-auth settings 
 // a hit touches nothing here. The lines are logged after mu is released,
 // and no lock of the cache is held then.
 type mismatches struct {
-	log *slog.Logger // nil: nothing is tracked
+	log    *slog.Logger // nil: nothing is tracked
+	active atomic.Bool  // burst, readable without mu: NewSession's check
 
 	mu         sync.Mutex
 	start      int64 // the counting window's opening (unix nanoseconds): its first mismatch
@@ -64,6 +66,7 @@ func (c *Cache) contextMismatch(now int64) {
 	started := !m.burst && m.n >= MismatchBurst
 	if started {
 		m.burst, m.burstStart, m.burstFirst = true, m.start, total-m.n
+		m.active.Store(true)
 	}
 	n := m.n
 	m.mu.Unlock()
@@ -76,10 +79,11 @@ func (c *Cache) contextMismatch(now int64) {
 
 // checkMismatchBurst ends a burst that has gone MismatchWindow without a
 // mismatch: an Info line, once. NewSession (a full handshake) calls it, so
-// that the end is reported even when no mismatch follows.
+// that the end is reported even when no mismatch follows; outside a burst
+// it loads one atomic and takes no lock.
 func (c *Cache) checkMismatchBurst() {
 	m := &c.mismatch
-	if m.log == nil {
+	if m.log == nil || !m.active.Load() {
 		return
 	}
 	now := c.nowNano()
@@ -96,6 +100,7 @@ func (m *mismatches) endLocked(now, total int64) *burstEnd {
 		return nil
 	}
 	m.burst = false
+	m.active.Store(false)
 	m.start, m.n = now, 0
 	return &burstEnd{
 		mismatches: total - m.burstFirst,

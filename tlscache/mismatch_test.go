@@ -1,9 +1,12 @@
 package tlscache
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -149,6 +152,29 @@ func BenchmarkLookupMismatch(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					c.Lookup(id, other)
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkNewSessionLogger: what a Logger costs a full handshake's
+// NewSession outside a burst (its check that a burst ended).
+func BenchmarkNewSessionLogger(b *testing.B) {
+	for _, withLog := range []bool{false, true} {
+		b.Run(fmt.Sprintf("logger=%v", withLog), func(b *testing.B) {
+			var opts Options
+			if withLog {
+				opts.Logger = slog.New(&testlog.Handler{})
+			}
+			c := New(&opts)
+			var next atomic.Int64
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				id := make([]byte, 16)
+				for pb.Next() {
+					binary.BigEndian.PutUint64(id, uint64(next.Add(1)))
+					c.NewSession(Server, &Session{ID: bytes.Clone(id), State: []byte("state")})
 				}
 			})
 		})
