@@ -31,7 +31,9 @@ type clientFile struct {
 // one by one: a crash of the machine (not of the process) can lose the
 // latest.
 //
-// A missing file is an empty cache. A file that is not a valid
+// It writes the file once before returning (the expired sessions dropped),
+// so that a path it cannot write is an error now, not sessions silently
+// lost later. A missing file is an empty cache. A file that is not a valid
 // [ClientCache.ExportAll] output gives an error wrapping
 // [ErrInvalidExport], and the file is left as it is. cache and opts are as
 // for [NewClientCache]. A write that fails never fails a handshake (the next
@@ -49,6 +51,10 @@ func OpenClientCache(path string, cache *tlscache.Cache, opts *ClientOptions) (*
 		}
 	}
 	cc.file = &clientFile{path: path}
+	if err := cc.Save(); err != nil {
+		// Now rather than never: every later write would fail as silently.
+		return nil, fmt.Errorf("%w (the file is written on every new ticket)", err)
+	}
 	return cc, nil
 }
 

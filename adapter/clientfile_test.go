@@ -155,6 +155,29 @@ func TestClientFileInvalid(t *testing.T) {
 	}
 }
 
+// A path that cannot be written (its directory is a file) is an error at
+// open, not sessions lost in silence; a new path is written at open.
+func TestClientFileUnwritable(t *testing.T) {
+	dir := t.TempDir()
+	notDir := filepath.Join(dir, "file")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenClientCache(filepath.Join(notDir, "sessions"), nil, nil); !errors.Is(err, syscall.ENOTDIR) {
+		t.Fatalf("OpenClientCache under a file: %v, want ENOTDIR", err)
+	}
+	file := filepath.Join(dir, "sessions")
+	if _, err := OpenClientCache(file, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("the file after open: %v, %v; want mode 0600", fi, err)
+	}
+	if _, err := OpenClientCache(file, nil, nil); err != nil {
+		t.Fatalf("the file written at open does not load: %v", err)
+	}
+}
+
 // Sessions that expired while saved are dropped at load; Save writes what
 // is cached; a missing file is an empty cache.
 func TestClientFileExpiry(t *testing.T) {
