@@ -79,3 +79,27 @@ func TestClientCacheOnDefaultCache(t *testing.T) {
 		t.Errorf("a cache in mode Off became %v", off.Mode())
 	}
 }
+
+// A cache made for clients (mode Client) and handed to a Server stores
+// server sessions: the next connection resumes. A cache in mode Off keeps
+// its mode.
+func TestServerOnClientCache(t *testing.T) {
+	server, client := testConfigs(t, tls.VersionTLS13)
+	client.ClientSessionCache = tls.NewLRUClientSessionCache(0)
+	cache := tlscache.New(&tlscache.Options{Mode: tlscache.Client})
+	if err := NewServer(cache, nil).Install(server); err != nil {
+		t.Fatal(err)
+	}
+	if cache.Mode()&tlscache.Server == 0 {
+		t.Fatalf("mode %v: no Server bit", cache.Mode())
+	}
+	pipeHandshake(t, server, client)
+	if !pipeHandshake(t, server, client).DidResume {
+		t.Error("a Server on a client-mode cache did not resume")
+	}
+	off := tlscache.New(&tlscache.Options{Off: true})
+	NewServer(off, nil)
+	if off.Mode() != tlscache.Off {
+		t.Errorf("a cache in mode Off became %v", off.Mode())
+	}
+}

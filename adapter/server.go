@@ -87,7 +87,17 @@ type Server struct {
 
 // NewServer returns a [Server] that keeps sessions in cache. A nil opts
 // means the defaults.
+//
+// A cache whose mode has the Client bit and not the Server bit (one made
+// for a [ClientCache]) would store no server session: NewServer adds the
+// Server bit to its mode, since a cache handed to a Server is for server
+// sessions, as [NewClientCache] does the other way. A cache in mode
+// [tlscache.Off] keeps its mode: no session resumes but those added with
+// [tlscache.Cache.Add].
 func NewServer(cache *tlscache.Cache, opts *ServerOptions) *Server {
+	if m := cache.Mode(); m&tlscache.Client != 0 && m&tlscache.Server == 0 {
+		cache.SetMode(m | tlscache.Server)
+	}
 	s := &Server{
 		cache:     cache,
 		installed: make(map[weak.Pointer[tls.Config]]weak.Pointer[configState]),
