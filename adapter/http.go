@@ -32,10 +32,29 @@ var ErrNoCertificate = errors.New("tlscache/adapter: no certificate in http.Serv
 // or [Server.ServeTLS], which take certificate files and call
 // ConfigureHTTPServer. It returns [ErrNoCertificate] if srv.TLSConfig has no
 // certificates, and [ErrBound] if its config is a clone of a bound one.
+//
+// Without certificates it also disables session tickets on srv.TLSConfig
+// (made if nil): served anyway, with the files given to http.Server's own
+// ServeTLS, srv would resume with crypto/tls's tickets, which no policy of
+// the cache controls, and so resumes nothing instead (fail closed). A
+// later call with the certificates in place enables them again.
 func (s *Server) ConfigureHTTPServer(srv *http.Server) error {
 	cfg := srv.TLSConfig
 	if cfg == nil || (len(cfg.Certificates) == 0 && cfg.GetCertificate == nil && cfg.GetConfigForClient == nil) {
+		if cfg == nil {
+			cfg = &tls.Config{}
+			srv.TLSConfig = cfg
+		}
+		if !cfg.SessionTicketsDisabled {
+			cfg.SessionTicketsDisabled = true
+			key := weak.Make(cfg)
+			s.ticketsOff.Store(key, struct{}{})
+			runtime.AddCleanup(cfg, func(key weak.Pointer[tls.Config]) { s.ticketsOff.Delete(key) }, key)
+		}
 		return ErrNoCertificate
+	}
+	if _, off := s.ticketsOff.LoadAndDelete(weak.Make(cfg)); off {
+		cfg.SessionTicketsDisabled = false
 	}
 	key := weak.Make(srv)
 	if _, done := s.httpServers.Load(key); done {

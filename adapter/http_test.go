@@ -141,3 +141,46 @@ func TestConfigureHTTPServerNeedsCertificates(t *testing.T) {
 		t.Error("a second ConfigureHTTPServer wrapped ConnContext again")
 	}
 }
+
+// A server whose ConfigureHTTPServer error (no certificate) is ignored, and
+// which is then served with http.Server's own ServeTLS and files, resumes
+// nothing (without the fix it resumed every session with crypto/tls's
+// tickets, under a login-only cache that approved none). With the
+// certificates in place, ConfigureHTTPServer enables tickets again.
+func TestConfigureHTTPServerIgnoredErrorFailsClosed(t *testing.T) {
+	cache := tlscache.New(&tlscache.Options{Mode: tlscache.Server | tlscache.NoInternalStore})
+	srv := NewServer(cache, nil)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintf(w, "resumed=%v", r.TLS.DidResume) })
+	hs := &http.Server{Handler: mux}
+	if err := srv.ConfigureHTTPServer(hs); !errors.Is(err, ErrNoCertificate) {
+		t.Fatalf("ConfigureHTTPServer without certificates: %v", err)
+	}
+	certFile, keyFile := writeKeyPair(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- hs.ServeTLS(ln, certFile, keyFile) }()
+	t.Cleanup(func() { hs.Close(); <-done })
+	c := httpClient(t)
+	for i := range 3 {
+		if got := get(t, c, "GET", "https://"+ln.Addr().String()); got != "resumed=false" {
+			t.Fatalf("request %d: %s, a session resumed that the cache never approved", i, got)
+		}
+	}
+
+	server, _ := testConfigs(t, tls.VersionTLS13)
+	later := &http.Server{TLSConfig: server}
+	certs := server.Certificates
+	server.Certificates = nil
+	srv.ConfigureHTTPServer(later)
+	if !server.SessionTicketsDisabled {
+		t.Fatal("tickets left on a config without certificates")
+	}
+	server.Certificates = certs
+	if err := srv.ConfigureHTTPServer(later); err != nil || server.SessionTicketsDisabled {
+		t.Fatalf("with the certificates: %v, tickets disabled %v", err, server.SessionTicketsDisabled)
+	}
+}

@@ -78,6 +78,7 @@ type Server struct {
 	evicted   atomic.Int64 // sessions dropped by the per-lineage limit
 
 	httpServers sync.Map // weak.Pointer[http.Server] -> struct{}: ConfigureHTTPServer done
+	ticketsOff  sync.Map // weak.Pointer[tls.Config] -> struct{}: tickets ConfigureHTTPServer disabled
 
 	mu        sync.Mutex
 	installed map[weak.Pointer[tls.Config]]weak.Pointer[configState] // configs Install bound
