@@ -48,9 +48,9 @@ func ExampleServer_Approve() {
 		tlsServer.Approve(adapter.ConnSessionsFrom(r.Context()))
 	})
 	mux.HandleFunc("POST /logout", func(w http.ResponseWriter, r *http.Request) {
-		for _, s := range adapter.ConnSessionsFrom(r.Context()).All() {
-			tlsServer.RevokeFamily(s)
-		}
+		// The connection's sessions and their lineages end, and so does
+		// any ticket it issues later (HTTP/3).
+		tlsServer.RevokeWait(r.Context(), adapter.Revocation{Conn: adapter.ConnSessionsFrom(r.Context())})
 	})
 	srv := &http.Server{Addr: ":8443", Handler: mux}
 	log.Fatal(tlsServer.ListenAndServeTLS(srv, "cert.pem", "key.pem"))

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -31,12 +32,16 @@ func ExampleNewServer_redis() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	srv, err := fleet.NewServer(store, &fleet.ServerOptions{Keys: keys, ApprovedOnly: true})
+	srv, err := fleet.NewServer(store, &fleet.ServerOptions{Keys: keys, ApprovedOnly: true, Logger: slog.Default()})
 	if err != nil {
 		log.Fatal(err)
 	}
+	defer srv.Close()
 	http.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
-		srv.Approve(adapter.ConnSessionsFrom(r.Context())) // resumes on every server
+		// Resumes on every server; an error says on this one only.
+		if _, err := srv.Approve(adapter.ConnSessionsFrom(r.Context())); err != nil {
+			log.Print(err)
+		}
 	})
 	http.HandleFunc("POST /logout", func(w http.ResponseWriter, r *http.Request) {
 		// Returns once every server applied it, or says it could not tell.
