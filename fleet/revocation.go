@@ -47,12 +47,11 @@ var (
 	// ErrNotConfirmed is wrapped by a waiting revocation that not every
 	// watching server confirmed in time.
 	ErrNotConfirmed = errors.New("tlscache/fleet: revocation not confirmed by every watching server")
-	// ErrNotReplicated is wrapped by a [Revoker]'s error when the store
-	// took the revocation but not as many replicas acknowledged it as it
-	// asks for (redisstore.Options.Replicas): a failover now could lose
-	// it. The servers that heard it apply it anyway; [adapter.Server.RevokeWait]
-	// reports it, the other Revoke functions take the revocation as
-	// stored.
+	// ErrNotReplicated is wrapped by a [DurableRevoker]'s error when the
+	// store took the revocation but not as many replicas acknowledged it
+	// as it asks for (redisstore.Options.Replicas): a failover now could
+	// lose it. The servers that heard it apply it anyway;
+	// [adapter.Server.RevokeWait] reports it.
 	ErrNotReplicated = errors.New("tlscache/fleet: revocation not acknowledged by enough replicas")
 )
 
@@ -63,14 +62,25 @@ var (
 type Revoker interface {
 	// Revoke deletes key, records it as revoked for ttl (a tombstone), and
 	// publishes message to every watcher, in that order; it returns how
-	// many watchers received the message. An error wrapping
-	// [ErrNotReplicated] means all of that was done, with receivers
-	// counted, but too few replicas hold it yet.
+	// many watchers received the message.
 	Revoke(ctx context.Context, key, message string, ttl time.Duration) (receivers int64, err error)
 	// Revoked returns the keys of the tombstones not yet expired.
 	Revoked(ctx context.Context) ([]string, error)
 	// Publish sends message to every watcher.
 	Publish(ctx context.Context, message string) error
+}
+
+// A DurableRevoker is a [Revoker] that can also wait until the store's
+// replicas hold a revocation, so that a failover cannot lose it:
+// [adapter.Server.RevokeWait] revokes through it, and returns nil only
+// then. The other removals and revocations use Revoke, which does not
+// wait: nobody would read the answer. redisstore.Store is one.
+type DurableRevoker interface {
+	Revoker
+	// RevokeDurable is Revoke, then waits for the replicas: too few give an
+	// error wrapping [ErrNotReplicated], with the writes and the publish
+	// done and receivers counted.
+	RevokeDurable(ctx context.Context, key, message string, ttl time.Duration) (receivers int64, err error)
 }
 
 // A LiveWatcher is a [tlscache.Watcher] that also proves its subscription
@@ -405,15 +415,9 @@ func (t *Tier) onMessage(target Target, msg string) {
 }
 
 // revokeKey deletes key, leaving a tombstone, and publishes message.
-// A revocation not yet on enough replicas counts as stored: retrying it
-// would not hurry the replicas, and a replica down for long would keep the
-// tier failing (see [ErrNotReplicated]).
 func (t *Tier) revokeKey(ctx context.Context, key, message string) error {
 	if r, ok := t.store.(Revoker); ok {
 		_, err := r.Revoke(ctx, key, message, t.rev.lifetime)
-		if errors.Is(err, ErrNotReplicated) {
-			return nil
-		}
 		return err
 	}
 	return t.store.Delete(ctx, key)
@@ -449,12 +453,16 @@ func (t *Tier) publishMarker(ctx context.Context, marker []byte, wait bool) erro
 		delete(t.rev.waiters, nonce)
 		t.rev.mu.Unlock()
 	}()
+	revoke := r.Revoke
+	if d, ok := r.(DurableRevoker); ok {
+		revoke = d.RevokeDurable
+	}
 	var receivers int64
-	var notReplicated error
+	var notReplicated error // a revocation stored, not yet on enough replicas: not retried
 	delay := RetryMin
 	for {
 		cctx, cancel := context.WithTimeout(ctx, max(t.dl.get(), 250*time.Millisecond))
-		n, err := r.Revoke(cctx, key, key+" "+nonce, t.rev.lifetime)
+		n, err := revoke(cctx, key, key+" "+nonce, t.rev.lifetime)
 		cancel()
 		if err == nil || errors.Is(err, ErrNotReplicated) {
 			receivers, notReplicated = n, err

@@ -68,9 +68,10 @@ type Options struct {
 	// followed by "deleted".
 	Channel string
 	// Replicas is how many replicas must acknowledge a revocation (Redis
-	// WAIT, after its writes) before [Store.Revoke] reports it durable;
-	// with fewer it returns an error wrapping [fleet.ErrNotReplicated],
-	// which adapter.Server.RevokeWait returns. Redis replicates
+	// WAIT, after its writes) before [Store.RevokeDurable] reports it
+	// durable; with fewer it returns an error wrapping
+	// [fleet.ErrNotReplicated], which adapter.Server.RevokeWait returns.
+	// (The other revocations do not wait: nobody reads their answer.) Redis replicates
 	// asynchronously: a failover right after a revocation can promote a
 	// replica that never got its tombstone, and a server that then
 	// resyncs (a restart, a lost watch) would resume the revoked session.
@@ -93,10 +94,10 @@ type Store struct {
 }
 
 var (
-	_ tlscache.Store   = (*Store)(nil)
-	_ tlscache.Watcher = (*Store)(nil)
-	_ tlscache.Claimer = (*Store)(nil)
-	_ fleet.Revoker    = (*Store)(nil)
+	_ tlscache.Store       = (*Store)(nil)
+	_ tlscache.Watcher     = (*Store)(nil)
+	_ tlscache.Claimer     = (*Store)(nil)
+	_ fleet.DurableRevoker = (*Store)(nil)
 )
 
 // ErrNoContextTimeout is [New]'s error for a client that ignores context

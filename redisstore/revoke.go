@@ -42,10 +42,22 @@ func (s *Store) tombKeys() []string {
 // server that subscribes after the message still finds the tombstone. One
 // pipeline; on a Cluster, where the tombstones and the key live in
 // different slots, the tombstone first, then DEL and PUBLISH on the key's
-// master. Then, on the same connection, WAIT for [Options.Replicas]
-// replicas: too few gives an error wrapping [fleet.ErrNotReplicated]. It
-// returns PUBLISH's count of receivers.
+// master. It returns PUBLISH's count of receivers.
 func (s *Store) Revoke(ctx context.Context, key, message string, ttl time.Duration) (int64, error) {
+	return s.revoke(ctx, key, message, ttl, false)
+}
+
+// RevokeDurable implements fleet.DurableRevoker: [Store.Revoke], then, on
+// the same connection (WAIT waits for that connection's writes), WAIT for
+// [Options.Replicas] replicas; too few give an error wrapping
+// [fleet.ErrNotReplicated]. WAIT's timeout is half what is left of ctx's
+// deadline, within 10 ms and 1 s (Redis checks it every 100 ms). On a
+// Cluster, or with no replicas asked for, it is Revoke.
+func (s *Store) RevokeDurable(ctx context.Context, key, message string, ttl time.Duration) (int64, error) {
+	return s.revoke(ctx, key, message, ttl, true)
+}
+
+func (s *Store) revoke(ctx context.Context, key, message string, ttl time.Duration, durable bool) (int64, error) {
 	now := time.Now()
 	tomb := func(p redis.Cmdable, set string) {
 		p.ZAdd(ctx, set, redis.Z{Score: float64(now.Add(ttl).UnixMilli()), Member: key})
@@ -82,7 +94,7 @@ func (s *Store) Revoke(ctx context.Context, key, message string, ttl time.Durati
 		p.Del(ctx, s.prefix+key)
 		tomb(p, s.revokedKey())
 		pub = p.Publish(ctx, s.channel, message)
-		if s.replicas > 0 {
+		if durable && s.replicas > 0 {
 			// On the connection of the writes: WAIT waits for its writes.
 			wait = p.Do(ctx, "WAIT", s.replicas, timeout.Milliseconds())
 		}
