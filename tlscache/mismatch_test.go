@@ -138,45 +138,44 @@ func TestMismatchLoggerLookupAllocs(t *testing.T) {
 	}
 }
 
-func BenchmarkLookupMismatch(b *testing.B) {
+// withAndWithoutLogger runs bench on a new cache without a Logger, then
+// with one, as two sub-benchmarks.
+func withAndWithoutLogger(b *testing.B, bench func(b *testing.B, c *Cache)) {
 	for _, withLog := range []bool{false, true} {
 		b.Run(fmt.Sprintf("logger=%v", withLog), func(b *testing.B) {
 			var opts Options
 			if withLog {
 				opts.Logger = slog.New(&testlog.Handler{})
 			}
-			c := New(&opts)
-			c.Add(&Session{ID: []byte("s"), IDContext: []byte("vhost-a"), State: []byte("state")})
-			id, other := []byte("s"), []byte("vhost-b")
 			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					c.Lookup(id, other)
-				}
-			})
+			bench(b, New(&opts))
 		})
 	}
+}
+
+func BenchmarkLookupMismatch(b *testing.B) {
+	withAndWithoutLogger(b, func(b *testing.B, c *Cache) {
+		c.Add(&Session{ID: []byte("s"), IDContext: []byte("vhost-a"), State: []byte("state")})
+		id, other := []byte("s"), []byte("vhost-b")
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				c.Lookup(id, other)
+			}
+		})
+	})
 }
 
 // BenchmarkNewSessionLogger: what a Logger costs a full handshake's
 // NewSession outside a burst (its check that a burst ended).
 func BenchmarkNewSessionLogger(b *testing.B) {
-	for _, withLog := range []bool{false, true} {
-		b.Run(fmt.Sprintf("logger=%v", withLog), func(b *testing.B) {
-			var opts Options
-			if withLog {
-				opts.Logger = slog.New(&testlog.Handler{})
+	withAndWithoutLogger(b, func(b *testing.B, c *Cache) {
+		var next atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			id := make([]byte, 16)
+			for pb.Next() {
+				binary.BigEndian.PutUint64(id, uint64(next.Add(1)))
+				c.NewSession(Server, &Session{ID: bytes.Clone(id), State: []byte("state")})
 			}
-			c := New(&opts)
-			var next atomic.Int64
-			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				id := make([]byte, 16)
-				for pb.Next() {
-					binary.BigEndian.PutUint64(id, uint64(next.Add(1)))
-					c.NewSession(Server, &Session{ID: bytes.Clone(id), State: []byte("state")})
-				}
-			})
 		})
-	}
+	})
 }
