@@ -58,11 +58,14 @@
 //     published through the store: proof that publishes go through and that
 //     its subscription delivers. While it is not, the get hook misses and an
 //     adapter.Server resumes nothing ([Tier.Trusted]; [Stats.Trusted]).
-//     After a fault, trust returns [Quarantine] (300 ms) after the heartbeat
-//     and the tombstones came back, so that revocations other servers could
-//     not make during the fault land first: each server retries its
-//     pending ones as soon as its own heartbeat is back, and every
-//     RetryMax (200 ms) at most. [Options.FailOpen] keeps resuming instead:
+//     After a fault, trust returns a quarantine ([Options.Quarantine],
+//     [DefaultQuarantine]: 1.5 s) after the heartbeat and the tombstones
+//     came back, so that revocations other servers could not make during
+//     the fault land first: each server retries its pending ones as soon
+//     as its own heartbeat is back, and every RetryMax (200 ms) at most,
+//     but its store client may take a second to reconnect (go-redis
+//     probes a Redis it failed to dial once a second), so the quarantine
+//     covers that too. [Options.FailOpen] keeps resuming instead:
 //     then a server that misses a revocation resumes the revoked sessions it
 //     holds, and those it can still read, until it resyncs, however long the
 //     fault.

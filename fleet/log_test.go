@@ -151,7 +151,7 @@ func TestWatchLossLogged(t *testing.T) {
 			if got := want("while lost", 1); !strings.HasPrefix(got[0], lost) || !strings.Contains(got[0], "reason=heartbeat silent") {
 				t.Fatalf("the loss line: %q", got[0])
 			}
-			// It comes back: trusted after Quarantine, logged once.
+			// It comes back: trusted after the quarantine, logged once.
 			store.silent.Store(false)
 			back := time.Now()
 			testwait.For(t, "the resync to be logged", 5*time.Second, lines(2))

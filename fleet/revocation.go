@@ -19,10 +19,11 @@ import (
 // Revocation timing. A server trusts its watch while it has heard its own
 // heartbeat (published through the store and received on its subscription)
 // within [Silence]; after it stopped trusting it, or after a resubscription,
-// it trusts it again [Quarantine] after the heartbeat (and the tombstone
-// reload) came back, so that removals other servers could not make during
-// the fault land first: each server retries its pending removals as soon
-// as its own heartbeat comes back, and every [RetryMax] at most.
+// it trusts it again a quarantine ([Options.Quarantine],
+// [DefaultQuarantine]) after the heartbeat (and the tombstone reload) came
+// back, so that removals other servers could not make during the fault
+// land first: each server retries its pending removals as soon as its own
+// heartbeat comes back, and every [RetryMax] at most.
 const (
 	// Silence is how long a watch may go without hearing its heartbeat
 	// before the tier stops trusting it: with the default heartbeat
@@ -30,8 +31,17 @@ const (
 	// Silence, within the fleet's promise of one second, and a busy host's
 	// scheduling stalls rarely reach it.
 	Silence = 700 * time.Millisecond
-	// Quarantine is how long trust waits after a fault ended.
-	Quarantine = 300 * time.Millisecond
+	// DefaultQuarantine is how long trust waits after a fault ended, unless
+	// [Options.Quarantine] says otherwise: longer than another server,
+	// whose revocation failed during the fault, may take to land it once
+	// the store is back. That is its store client's reconnection plus a
+	// retry: go-redis, once its dials failed PoolSize times, dials only
+	// from a probe that runs once a second; measured after an 8 s Redis
+	// outage on loopback, the revoking server landed its revocation 0.6 s
+	// after Redis was back, while the others heard their heartbeats again
+	// from 0.34 s on (a quarantine of 300 ms, the earlier default, let them
+	// trust their watches 15 ms before it landed).
+	DefaultQuarantine = 1500 * time.Millisecond
 	// RetryMin and RetryMax bound the back-off between retries of failed
 	// removals and revocations.
 	RetryMin = 50 * time.Millisecond
@@ -101,6 +111,7 @@ type revState struct {
 	base       time.Time // monotonic origin of the times below
 	failOpen   bool
 	lifetime   time.Duration
+	quarantine int64 // nanoseconds
 	live       bool
 	watching   atomic.Bool
 	synced     atomic.Bool
@@ -134,6 +145,10 @@ func (r *revState) init(opts *Options) {
 	r.lifetime = opts.Lifetime
 	if r.lifetime <= 0 {
 		r.lifetime = tlscache.DefaultTimeout
+	}
+	r.quarantine = int64(opts.Quarantine)
+	if r.quarantine <= 0 {
+		r.quarantine = int64(DefaultQuarantine)
 	}
 	r.closed = make(chan struct{})
 	r.kick = make(chan struct{}, 1)
@@ -243,7 +258,7 @@ func (t *Tier) Watch(ctx context.Context, target Target) error {
 			// Back after a silence: others' revocations may be pending.
 			// (A resubscription while the heartbeat kept coming, such as
 			// another Sentinel node's, only needed the reload.)
-			t.rev.trustFrom.Store(now + int64(Quarantine))
+			t.rev.trustFrom.Store(now + t.rev.quarantine)
 		}
 		t.rev.synced.Store(true)
 		t.startRetry()
@@ -349,7 +364,7 @@ func (t *Tier) onAlive() {
 		// Heard again after a silence: trust only after the quarantine,
 		// and retry what is pending at once.
 		t.rev.distrusts.Add(1)
-		t.rev.trustFrom.Store(now + int64(Quarantine))
+		t.rev.trustFrom.Store(now + t.rev.quarantine)
 		select {
 		case t.rev.kick <- struct{}{}:
 		default:

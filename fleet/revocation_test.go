@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/tlscache/tlscache/fleet"
 	"github.com/tlscache/tlscache/tlscache"
@@ -46,5 +48,49 @@ func TestTrustFollowsTheWatch(t *testing.T) {
 		if st := tier.Stats(); st.Trusted != failOpen {
 			t.Fatalf("Stats %+v", st)
 		}
+	}
+}
+
+// After the heartbeat comes back from a silence, the tier trusts its
+// watch again only once the quarantine has passed: [fleet.DefaultQuarantine]
+// by default, [fleet.Options.Quarantine] when set. Other servers' retried
+// revocations land during it.
+func TestQuarantine(t *testing.T) {
+	for _, tc := range []struct {
+		opt, want time.Duration
+	}{{0, fleet.DefaultQuarantine}, {250 * time.Millisecond, 250 * time.Millisecond}, {3 * time.Second, 3 * time.Second}} {
+		t.Run(tc.want.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				store := &liveStore{MemoryStore: tlscache.NewMemoryStore(0, nil), resub: make(chan struct{}), held: make(chan struct{})}
+				tier, _ := fleet.New(store, &fleet.Options{Keys: []fleet.Key{fleet.GenerateKey()}, Quarantine: tc.opt})
+				defer tier.Close()
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				go tier.Watch(ctx, tlscache.New(tier.Hooks(nil)))
+				time.Sleep(100 * time.Millisecond) // heartbeats every 20 ms (fake time)
+				if !tier.Trusted() {
+					t.Fatalf("not trusted with the heartbeat coming: %+v", tier.Stats())
+				}
+				store.silent.Store(true)
+				time.Sleep(fleet.Silence + 50*time.Millisecond)
+				if tier.Trusted() {
+					t.Fatal("trusted after a silence longer than Silence")
+				}
+				store.silent.Store(false)
+				time.Sleep(20 * time.Millisecond) // the next heartbeat is heard
+				synctest.Wait()
+				heard := time.Now()
+				time.Sleep(tc.want - 30*time.Millisecond)
+				if tier.Trusted() {
+					t.Fatalf("trusted %v after the heartbeat came back, before the quarantine of %v", time.Since(heard), tc.want)
+				}
+				time.Sleep(60 * time.Millisecond)
+				if !tier.Trusted() {
+					t.Fatalf("not trusted %v after the heartbeat came back (quarantine %v): %+v", time.Since(heard), tc.want, tier.Stats())
+				}
+				cancel()
+				synctest.Wait()
+			})
+		})
 	}
 }

@@ -97,6 +97,16 @@ type Options struct {
 	// resyncs, however long that takes. The default, fail closed, turns
 	// those resumptions into full handshakes instead.
 	FailOpen bool
+	// Quarantine is how long the tier waits, after a fault of its watch
+	// ended (its heartbeat heard again, the tombstones reloaded), before it
+	// trusts the watch again; zero means [DefaultQuarantine]. It must be
+	// longer than the slowest server of the fleet may take to land, once
+	// the store is back, a revocation it could not make during the fault:
+	// its store client's reconnection plus [RetryMax]. Shorter, a server
+	// may resume a session revoked during the fault until that revocation
+	// lands; longer, each server makes full handshakes for longer after
+	// each fault.
+	Quarantine time.Duration
 }
 
 // A Tier is a [tlscache.Store] seen as the external tier of a
