@@ -279,6 +279,10 @@ func runFault(t *testing.T, version uint16, f fault, failOpen bool) time.Duratio
 	}
 	t.Logf("after the fault: A's revocation landed %v, B trusted %v, C trusted %v", landed.Round(time.Millisecond),
 		trustedB.Round(time.Millisecond), trustedC.Round(time.Millisecond))
+	if !failOpen && (trustedB < landed || trustedC < landed) {
+		t.Errorf("B or C trusted its watch again before A's revocation reached the store (landed %v after the fault, B trusted %v, C %v): the quarantine is shorter than A took to land it",
+			landed, trustedB, trustedC)
+	}
 	time.Sleep(time.Second) // more handshakes on B and C, trusted again
 	close(stop)
 	wg.Wait()
