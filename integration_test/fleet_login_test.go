@@ -15,6 +15,7 @@ import (
 	"github.com/tlscache/tlscache/adapter"
 	"github.com/tlscache/tlscache/fleet"
 	"github.com/tlscache/tlscache/internal/redistest"
+	"github.com/tlscache/tlscache/internal/testwait"
 	"github.com/tlscache/tlscache/redisstore"
 )
 
@@ -38,7 +39,9 @@ func loginServer(t *testing.T, ropts *redis.UniversalOptions, prefix string, key
 	t.Cleanup(func() { srv.Close() })
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
-		srv.Approve(adapter.ConnSessionsFrom(r.Context()))
+		if _, err := srv.Approve(adapter.ConnSessionsFrom(r.Context())); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		}
 	})
 	mux.HandleFunc("POST /logout", func(w http.ResponseWriter, r *http.Request) {
 		if _, err := srv.RevokeWait(r.Context(), adapter.Revocation{Conn: adapter.ConnSessionsFrom(r.Context())}); err != nil {
@@ -100,7 +103,7 @@ func loginFleet(t *testing.T, ropts *redis.UniversalOptions) (a, b string, step 
 // must resume as wanted and answer 200, or the status given; it returns
 // the body.
 func loginClient(t *testing.T, pki *pki) func(method, url string, wantResumed bool, status ...int) string {
-	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: &tls.Config{
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: &tls.Config{
 		RootCAs: pki.pool, ServerName: "localhost", ClientSessionCache: tls.NewLRUClientSessionCache(0),
 	}}}
 	return func(method, url string, wantResumed bool, status ...int) string {
@@ -150,6 +153,13 @@ func TestFleetLogoutReplicaStopped(t *testing.T) {
 	step("GET", b+"/", false)
 
 	st.Replica.Resume()
+	// The replica has caught up (WAIT on the master returns once it
+	// acknowledged every write so far) before the next logout waits for it.
+	master := redistest.Client(t, st.Master.Addr)
+	testwait.For(t, "the replica to catch up", 10*time.Second, func() bool {
+		n, err := master.Do(context.Background(), "WAIT", 1, 1000).Int()
+		return err == nil && n >= 1
+	})
 	step("POST", a+"/login", false)
 	step("GET", b+"/", true)
 	step("POST", b+"/logout", true)
