@@ -8,12 +8,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -62,11 +64,12 @@ func Prefix(t testing.TB) string {
 // A Server is a redis-server process of its own, which a test may stop and
 // start again on the same port (fault injection).
 type Server struct {
-	Addr string
-	t    testing.TB
-	dir  string
-	cmd  *exec.Cmd
-	args func() []string // the command line, for Restart
+	Addr   string
+	t      testing.TB
+	dir    string
+	cmd    *exec.Cmd
+	exited chan struct{}   // closed when cmd has exited
+	args   func() []string // the command line, for Restart
 }
 
 // Start starts a redis-server on a free loopback port, stopped when t ends.
@@ -75,16 +78,16 @@ func Start(t testing.TB) *Server {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		unavailable(t, "redis-server is not installed")
 	}
-	return start(t, freeAddr(t, false), nil)
+	return start(t, false, nil)
 }
 
-// start starts redis-server on addr with extra arguments (a nil args
-// means none), stopped when t ends.
-func start(t testing.TB, addr string, args func(s *Server) []string) *Server {
+// start starts redis-server on a free loopback port (with bus, one whose
+// cluster bus port is free too) with extra arguments (a nil args means
+// none), stopped when t ends.
+func start(t testing.TB, bus bool, args func(s *Server) []string) *Server {
 	t.Helper()
-	s := &Server{Addr: addr, t: t, dir: t.TempDir()}
-	_, port, _ := net.SplitHostPort(addr)
-	s.args = func() []string {
+	return launch(t, bus, func(s *Server) []string {
+		_, port, _ := net.SplitHostPort(s.Addr)
 		a := []string{"redis-server", "--bind", "127.0.0.1", "--port", port,
 			"--save", "", "--appendonly", "no", "--dir", s.dir,
 			"--logfile", filepath.Join(s.dir, "redis-"+strconv.Itoa(os.Getpid())+".log")}
@@ -92,10 +95,29 @@ func start(t testing.TB, addr string, args func(s *Server) []string) *Server {
 			a = append(a, args(s)...)
 		}
 		return a
+	})
+}
+
+// launch starts the command line that command returns for a Server on a
+// free loopback port, writing its log into s.dir, and waits until it
+// answers. The port is free when chosen, but another process (an outgoing
+// connection's local port) may take it before the server binds it; then
+// the server exits at once, and launch tries another port.
+func launch(t testing.TB, bus bool, command func(s *Server) []string) *Server {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		s := &Server{Addr: freeAddr(t, bus), t: t, dir: t.TempDir()}
+		s.args = func() []string { return command(s) }
+		err := s.run()
+		if err == nil {
+			t.Cleanup(s.Stop)
+			return s
+		}
+		if !errors.Is(err, errPortTaken) || attempt == 3 {
+			t.Fatal(err)
+		}
+		t.Logf("%v; trying another port", err)
 	}
-	s.Restart()
-	t.Cleanup(s.Stop)
-	return s
 }
 
 // freeAddr returns a loopback address free now; with bus, one whose port
@@ -125,24 +147,62 @@ func freeAddr(t testing.TB, bus bool) string {
 	return ""
 }
 
+var errPortTaken = errors.New("its port was taken")
+
 // Restart starts the server again after Stop (with no data: persistence is
 // off), and waits until it answers.
 func (s *Server) Restart() {
 	s.t.Helper()
+	if err := s.run(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// run starts the server and waits until it answers; an error if it exits
+// first or does not answer within 10 s.
+func (s *Server) run() error {
 	args := s.args()
 	s.cmd = exec.Command(args[0], args[1:]...)
 	if err := s.cmd.Start(); err != nil {
-		s.t.Fatalf("starting %s: %v", args[0], err)
+		return fmt.Errorf("starting %s: %w", args[0], err)
 	}
+	exited := make(chan struct{})
+	s.exited = exited
+	go func(cmd *exec.Cmd) { cmd.Wait(); close(exited) }(s.cmd)
 	c := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for c.Ping(context.Background()).Err() != nil {
+		select {
+		case <-exited:
+			s.cmd = nil
+			log := s.logs()
+			if strings.Contains(log, "Address already in use") {
+				return fmt.Errorf("%s on %s exited: %w:\n%s", args[0], s.Addr, errPortTaken, log)
+			}
+			return fmt.Errorf("%s on %s exited at start:\n%s", args[0], s.Addr, log)
+		default:
+		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("%s on %s did not answer within 10s", args[0], s.Addr)
+			return fmt.Errorf("%s on %s did not answer within 10s:\n%s", args[0], s.Addr, s.logs())
 		}
 		time.Sleep(5 * time.Millisecond) // polling a starting process
 	}
+	return nil
+}
+
+// logs returns the end of the logs in the server's directory.
+func (s *Server) logs() string {
+	var b strings.Builder
+	files, _ := filepath.Glob(filepath.Join(s.dir, "*.log"))
+	for _, f := range files {
+		data, _ := os.ReadFile(f)
+		if len(data) > 2000 {
+			data = data[len(data)-2000:]
+		}
+		b.Write(data)
+	}
+	return b.String()
 }
 
 // Pause stops the server process (SIGSTOP) without closing its sockets:
@@ -168,6 +228,6 @@ func (s *Server) Stop() {
 	}
 	s.cmd.Process.Signal(syscall.SIGCONT) // a paused server dies too
 	s.cmd.Process.Kill()
-	s.cmd.Wait()
+	<-s.exited
 	s.cmd = nil
 }

@@ -32,7 +32,7 @@ func StartCluster(t testing.TB) *Cluster {
 	cl := &Cluster{t: t}
 	var addrs []string
 	for range 6 {
-		s := start(t, freeAddr(t, true), func(s *Server) []string {
+		s := start(t, true, func(s *Server) []string {
 			return []string{"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(s.dir, "nodes.conf"),
 				"--cluster-node-timeout", "1000", "--cluster-require-full-coverage", "no",
 				"--cluster-replica-validity-factor", "0"}
@@ -210,8 +210,8 @@ func StartSentinel(t testing.TB) *Sentinel {
 	t.Helper()
 	need(t, "redis-server", "redis-sentinel")
 	st := &Sentinel{MasterName: "tlscache", t: t}
-	st.Master = start(t, freeAddr(t, false), nil)
-	st.Replica = start(t, freeAddr(t, false), func(*Server) []string {
+	st.Master = start(t, false, nil)
+	st.Replica = start(t, false, func(*Server) []string {
 		h, p, _ := net.SplitHostPort(st.Master.Addr)
 		return []string{"--replicaof", h, p}
 	})
@@ -223,21 +223,23 @@ func StartSentinel(t testing.TB) *Sentinel {
 	})
 	h, p, _ := net.SplitHostPort(st.Master.Addr)
 	for range 3 {
-		addr := freeAddr(t, false)
-		s := &Server{Addr: addr, t: t, dir: t.TempDir()}
-		_, port, _ := net.SplitHostPort(addr)
-		conf := filepath.Join(s.dir, "sentinel.conf")
-		err := os.WriteFile(conf, []byte(fmt.Sprintf("port %s\nbind 127.0.0.1\ndir %s\nlogfile %s\n"+
-			"sentinel monitor %s %s %s 2\nsentinel down-after-milliseconds %[4]s 1000\n"+
-			"sentinel failover-timeout %[4]s 10000\nsentinel parallel-syncs %[4]s 1\n",
-			port, s.dir, filepath.Join(s.dir, "sentinel.log"), st.MasterName, h, p)), 0o600)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// Sentinel rewrites its configuration file; each has its own.
-		s.args = func() []string { return []string{"redis-sentinel", conf} }
-		s.Restart()
-		t.Cleanup(s.Stop)
+		// Sentinel rewrites its configuration file; each has its own, written
+		// once.
+		s := launch(t, false, func(s *Server) []string {
+			_, port, _ := net.SplitHostPort(s.Addr)
+			conf := filepath.Join(s.dir, "sentinel.conf")
+			if _, err := os.Stat(conf); err == nil {
+				return []string{"redis-sentinel", conf} // a restart: as it left it
+			}
+			err := os.WriteFile(conf, []byte(fmt.Sprintf("port %s\nbind 127.0.0.1\ndir %s\nlogfile %s\n"+
+				"sentinel monitor %s %s %s 2\nsentinel down-after-milliseconds %[4]s 1000\n"+
+				"sentinel failover-timeout %[4]s 10000\nsentinel parallel-syncs %[4]s 1\n",
+				port, s.dir, filepath.Join(s.dir, "sentinel.log"), st.MasterName, h, p)), 0o600)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return []string{"redis-sentinel", conf}
+		})
 		st.Sentinels = append(st.Sentinels, s)
 	}
 	for _, s := range st.Sentinels {
