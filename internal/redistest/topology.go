@@ -285,11 +285,22 @@ func (st *Sentinel) Failover() (switched time.Time) {
 	if err := c.Failover(context.Background(), st.MasterName).Err(); err != nil {
 		st.t.Fatalf("SENTINEL FAILOVER: %v", err)
 	}
-	waitFor(st.t, "a sentinel to name a new master", func() bool {
-		a, err := c.GetMasterAddrByName(context.Background(), st.MasterName).Result()
-		return err == nil && net.JoinHostPort(a[0], a[1]) != old
+	waitFor(st.t, "every sentinel to name a new master", func() bool {
+		named := 0
+		for _, s := range st.Sentinels {
+			sc := redis.NewSentinelClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
+			a, err := sc.GetMasterAddrByName(context.Background(), st.MasterName).Result()
+			sc.Close()
+			if err == nil && net.JoinHostPort(a[0], a[1]) != old {
+				named++
+			}
+		}
+		if named > 0 && switched.IsZero() {
+			switched = time.Now()
+		}
+		return named == len(st.Sentinels)
 	})
-	return time.Now()
+	return switched
 }
 
 // need fails or skips t (see unavailable) unless every binary is installed.
