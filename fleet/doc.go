@@ -72,7 +72,8 @@
 //
 // The price of failing closed: full handshakes on a server while its
 // watch is not trusted (a Redis outage, a partition, a CPU so busy that
-// the heartbeat is 0.7 s late), and one heartbeat PUBLISH per
+// the heartbeat is 0.7 s late, and the quarantine after each), and one
+// heartbeat PUBLISH per
 // server every 100 ms. Lookups make no extra store call: a handshake makes
 // at most two (its lookup and its new session). What fail closed cannot
 // cover: a revoking server cut off from the store while the others are
