@@ -73,12 +73,12 @@
 // The price of failing closed: full handshakes on a server while its
 // watch is not trusted (a Redis outage, a partition, a CPU so busy that
 // the heartbeat is 0.7 s late, and the quarantine after each), and one
-// heartbeat PUBLISH per
-// server every 100 ms. Lookups make no extra store call: a handshake makes
-// at most two (its lookup and its new session). What fail closed cannot
-// cover: a revoking server cut off from the store while the others are
-// not gets an error (RevokeWait) and retries; the others refuse the
-// session once it lands. A plain *tlscache.Cache target cannot check
+// heartbeat PUBLISH per server every 100 ms. Lookups make no extra store
+// call: a handshake makes at most two (its lookup and its new session).
+// What fail closed cannot cover: a revoking server cut off from the store
+// while the others are not, or one whose store client reconnects more
+// than the quarantine after the others did, gets an error (RevokeWait)
+// and retries; the others may resume the session until it lands. A plain *tlscache.Cache target cannot check
 // trust nor apply revocations of whole lineages: it is flushed when the
 // tier stops trusting its watch (within 50 ms), at every resync, and when
 // [Tier.Watch] returns; watch an *adapter.Server, which keeps its sessions
