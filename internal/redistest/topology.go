@@ -264,14 +264,23 @@ func (st *Sentinel) Addrs() []string { return addrs(st.Sentinels) }
 // answers gives it.
 func (st *Sentinel) MasterAddr() string {
 	for _, s := range st.Sentinels {
-		c := redis.NewSentinelClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
-		a, err := c.GetMasterAddrByName(context.Background(), st.MasterName).Result()
-		c.Close()
-		if err == nil {
-			return net.JoinHostPort(a[0], a[1])
+		if a := masterBy(s, st.MasterName); a != "" {
+			return a
 		}
 	}
 	return ""
+}
+
+// masterBy returns the master's address as sentinel s gives it; "" if it
+// does not answer.
+func masterBy(s *Server, name string) string {
+	c := redis.NewSentinelClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
+	defer c.Close()
+	a, err := c.GetMasterAddrByName(context.Background(), name).Result()
+	if err != nil {
+		return ""
+	}
+	return net.JoinHostPort(a[0], a[1])
 }
 
 // Failover has a sentinel fail the master over to its replica (SENTINEL
@@ -288,10 +297,7 @@ func (st *Sentinel) Failover() (switched time.Time) {
 	waitFor(st.t, "every sentinel to name a new master", func() bool {
 		named := 0
 		for _, s := range st.Sentinels {
-			sc := redis.NewSentinelClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
-			a, err := sc.GetMasterAddrByName(context.Background(), st.MasterName).Result()
-			sc.Close()
-			if err == nil && net.JoinHostPort(a[0], a[1]) != old {
+			if a := masterBy(s, st.MasterName); a != "" && a != old {
 				named++
 			}
 		}
